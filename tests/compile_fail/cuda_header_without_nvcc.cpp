@@ -1,0 +1,2 @@
+// expect: must be compiled by nvcc
+#include <splitmask/cuda.hpp>
