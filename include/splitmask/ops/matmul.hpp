@@ -12,9 +12,11 @@
 #include <type_traits>
 #include <utility>
 
+#include "splitmask/core/backend.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/core/extents.hpp"
+#include "splitmask/tensor/tensor_view.hpp"
 
 namespace splitmask {
 
@@ -46,14 +48,6 @@ struct gemm_args {
 };
 
 namespace detail {
-/// Runs a GEMM on a device; specialised by each backend.
-template <class Device>
-struct gemm_backend {
-  static_assert(dependent_false<Device>,
-                "splitmask: no GEMM backend for this device: include <splitmask/splitmask.hpp> "
-                "(CPU, Eigen) or <splitmask/cuda.hpp> (CUDA, cuBLAS, compiled by nvcc)");
-};
-
 template <class X>
 struct matmul_operand {
   using view_type = std::decay_t<decltype(std::declval<const X&>().view())>;
@@ -94,7 +88,7 @@ template <class C, class A, class B, class S = double>
 void matmul(C&& c, const A& a, const B& b, S alpha = 1, S beta = 0) {
   using OA = detail::matmul_operand<A>;
   using OB = detail::matmul_operand<B>;
-  const auto vc = c.view();
+  auto vc = c.view();
   const auto va = OA::view(a);
   const auto vb = OB::view(b);
   using VC = std::decay_t<decltype(vc)>;
@@ -150,6 +144,14 @@ void matmul(C&& c, const A& a, const B& b, S alpha = 1, S beta = 0) {
                       to_string(vb.extents()));
   }
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
+    if (g.beta == T(0)) {
+      vc = T(0);
+    } else {
+      vc = vc * g.beta;
+    }
+    return;
+  }
   detail::gemm_backend<Device>::run(g);
 }
 

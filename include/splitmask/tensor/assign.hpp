@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "splitmask/backend/cpu/evaluate.hpp"
+#include "splitmask/core/backend.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/tensor/expr/broadcast.hpp"
@@ -20,14 +22,6 @@
 namespace splitmask {
 
 namespace detail {
-/// Runs the loop of `dst = node` on a device; specialised by each backend.
-template <class Device>
-struct evaluate_backend {
-  static_assert(dependent_false<Device>,
-                "splitmask: no evaluation backend for this device. CUDA tensors need "
-                "<splitmask/cuda.hpp> in a translation unit compiled by nvcc");
-};
-
 // Visits every leaf of an expression and throws on an overlap that is not the destination
 // itself (see the file comment).
 struct alias_check {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "splitmask/core/backend.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
@@ -13,14 +14,6 @@
 namespace splitmask {
 
 namespace detail {
-/// Copies `bytes` from a Src-device pointer to a Dst-device pointer; specialised per pair.
-template <class Dst, class Src>
-struct copier {
-  static_assert(dependent_false<Dst, Src>,
-                "splitmask: copies involving CUDA tensors need <splitmask/cuda.hpp> in a "
-                "translation unit compiled by nvcc");
-};
-
 /// Throws unless the two ranges are disjoint or the same (a copy onto itself does nothing).
 inline void check_copy_ranges(const void* dst, const void* src, std::size_t bytes) {
   const char* s = static_cast<const char*>(src);
@@ -29,6 +22,7 @@ inline void check_copy_ranges(const void* dst, const void* src, std::size_t byte
     throw shape_error("splitmask::copy: source and destination overlap");
 }
 
+/// Host to host.
 template <>
 struct copier<device::cpu, device::cpu> {
   static void run(void* dst, const void* src, std::size_t bytes) {

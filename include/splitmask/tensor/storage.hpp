@@ -9,19 +9,13 @@
 #include <type_traits>
 #include <utility>
 
+#include "splitmask/core/backend.hpp"
 #include "splitmask/core/device.hpp"
 
 namespace splitmask {
 
 namespace detail {
-/// Allocation on a device: allocate(bytes) returns zeroed memory, deallocate(p) frees it.
-template <class Device>
-struct allocator {
-  static_assert(dependent_false<Device>,
-                "splitmask: no allocator for this device. CUDA tensors need <splitmask/cuda.hpp> "
-                "in a translation unit compiled by nvcc");
-};
-
+/// Host memory: allocate(bytes) returns zeroed memory, deallocate(p) frees it.
 template <>
 struct allocator<device::cpu> {
   static constexpr std::size_t alignment = 64;

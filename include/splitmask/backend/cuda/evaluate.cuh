@@ -12,7 +12,7 @@
 #include "splitmask/backend/cuda/check.cuh"
 #include "splitmask/backend/cuda/context.cuh"
 #include "splitmask/core/device.hpp"
-#include "splitmask/tensor/assign.hpp"
+#include "splitmask/core/backend.hpp"
 
 namespace splitmask::backend::cuda {
 

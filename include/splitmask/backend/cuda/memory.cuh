@@ -7,6 +7,7 @@
 
 #include "splitmask/backend/cuda/check.cuh"
 #include "splitmask/backend/cuda/context.cuh"
+#include "splitmask/core/backend.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/tensor/copy.hpp"
 #include "splitmask/tensor/storage.hpp"
