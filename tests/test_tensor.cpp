@@ -113,6 +113,33 @@ TEST_CASE("clone, copy, move and resize") {
   CHECK_THROWS_AS(b = moved, shape_error);  // 3 vs 10 items: no silent reallocation
 }
 
+TEST_CASE("a moved-from tensor of static shape refuses to be read or written") {
+  tensor<float, extents<4, 3>> a;
+  a = 1.0f;
+  tensor<float, extents<4, 3>> b(std::move(a));
+  CHECK(b(3, 2) == 1.0f);
+  CHECK(a.empty());  // NOLINT(bugprone-use-after-move)
+  tensor<float, extents<4, 3>> c;
+  CHECK_THROWS_AS(c = a + 1.0f, shape_error);  // NOLINT(bugprone-use-after-move)
+  CHECK_THROWS_AS(a = 2.0f, shape_error);
+  CHECK_THROWS_AS(copy(c, a), shape_error);
+  a = std::move(b);  // moving a tensor in revives it
+  CHECK(a(0, 0) == 1.0f);
+}
+
+TEST_CASE("swap exchanges windows; a view without memory refuses assignment") {
+  tensor<float, extents<3>> a, b;
+  a = 1.0f;
+  b = 2.0f;
+  tensor_view<float, extents<3>> va = a, vb = b;
+  swap(va, vb);
+  CHECK(va.data() == b.data());
+  CHECK(a(0) == 1.0f);
+  CHECK(b(0) == 2.0f);
+  tensor_view<float, extents<3>> none;
+  CHECK_THROWS_AS(none = 1.0f, shape_error);
+}
+
 TEST_CASE("to_string prints run-time extents") {
   CHECK(to_string(extents<dynamic, 49, 192>(32)) == "(32, 49, 192)");
   CHECK(to_string(extents<7>{}) == "(7)");

@@ -100,6 +100,12 @@ void check_gemm_shape_errors() {
   tensor<float, extents<dynamic, 3, 4>, Device> x(2), y(3);
   tensor<float, extents<dynamic, 3, 3>, Device> z(2);
   CHECK_THROWS_AS(matmul(z, x, transposed(y)), shape_error);  // 2 and 3 matrices
+  // C may not share memory with an operand: the product would read what it has overwritten.
+  tensor<float, extents<dynamic, 4>, Device> s(4), w(4);
+  CHECK_THROWS_AS(matmul(s, s, w), shape_error);
+  CHECK_THROWS_AS(matmul(s, w, transposed(s), 0.5f, 1), shape_error);  // alpha, beta of any type
+  CHECK_THROWS_AS(matmul(s.slice(0, 2), s.slice(1, 2), transposed(w)), shape_error);  // rows 0-1, 1-2
+  matmul(s.slice(0, 2), s.slice(2, 2), transposed(w), 0.5f, 1);  // disjoint rows: fine
 }
 
 }  // namespace splitmask::testing

@@ -79,13 +79,25 @@ struct op_shape {
 constexpr bool extents_agree(std::size_t a, std::size_t b) {
   return a == dynamic || b == dynamic || a == b;
 }
+
+template <class C>
+using matmul_value_t = typename std::decay_t<decltype(std::declval<C&>().view())>::value_type;
+
+// True when [a, a + an) and [b, b + bn) (element counts of T) share memory.
+template <class T, class U>
+bool overlaps(const T* a, std::size_t an, const U* b, std::size_t bn) {
+  const char* pa = reinterpret_cast<const char*>(a);
+  const char* pb = reinterpret_cast<const char*>(b);
+  return an != 0 && bn != 0 && pa < pb + bn * sizeof(U) && pb < pa + an * sizeof(T);
+}
 }  // namespace detail
 
 /// C = alpha * op(A) * op(B) + beta * C. Rank 2: one product; rank 3: one product per index of
 /// the leading axis. With beta == 0, C is not read (NaNs in it are overwritten). Throws
-/// shape_error when run-time extents disagree.
-template <class C, class A, class B, class S = double>
-void matmul(C&& c, const A& a, const B& b, S alpha = 1, S beta = 0) {
+/// shape_error when run-time extents disagree or C shares memory with A or B.
+template <class C, class A, class B>
+void matmul(C&& c, const A& a, const B& b, detail::matmul_value_t<C> alpha = 1,
+            detail::matmul_value_t<C> beta = 0) {
   using OA = detail::matmul_operand<A>;
   using OB = detail::matmul_operand<B>;
   auto vc = c.view();
@@ -129,8 +141,8 @@ void matmul(C&& c, const A& a, const B& b, S alpha = 1, S beta = 0) {
   g.m = SC::rows_of(vc);
   g.n = SC::cols_of(vc);
   g.k = SA::cols_of(va);
-  g.alpha = static_cast<T>(alpha);
-  g.beta = static_cast<T>(beta);
+  g.alpha = alpha;
+  g.beta = beta;
   g.a = va.data();
   g.b = vb.data();
   g.c = vc.data();
@@ -143,6 +155,10 @@ void matmul(C&& c, const A& a, const B& b, S alpha = 1, S beta = 0) {
                       to_string(va.extents()) + ", B" + (OB::transposed ? "^T " : " ") +
                       to_string(vb.extents()));
   }
+  if (detail::overlaps(vc.data(), vc.size(), va.data(), va.size()) ||
+      detail::overlaps(vc.data(), vc.size(), vb.data(), vb.size()))
+    throw shape_error("splitmask::matmul: C shares memory with A or B; write the product to "
+                      "another tensor");
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
     if (g.beta == T(0)) {

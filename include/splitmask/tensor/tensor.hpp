@@ -27,6 +27,8 @@ class tensor {
   using extents_type = Extents;
   using device_type = Device;
   using view_type = tensor_view<T, Extents, Device>;
+  /// Expressions refuse temporaries of this type: they would outlive the storage they read.
+  static constexpr bool owns_storage = true;
   using const_view_type = tensor_view<const T, Extents, Device>;
   static constexpr std::size_t rank = Extents::rank;
 
@@ -36,7 +38,8 @@ class tensor {
   explicit tensor(std::size_t batch) : tensor(Extents(batch)) {}
   explicit tensor(const Extents& shape) : storage_(shape.size()), extents_(shape) {}
 
-  /// A moved-from tensor is empty: size 0, no data, a dynamic batch of 0.
+  /// A moved-from tensor is empty: size 0, no data; a dynamic batch becomes 0, and a static
+  /// shape's views throw until a tensor is moved in. Views of the old storage follow the move.
   tensor(tensor&& other) noexcept
       : storage_(std::move(other.storage_)), extents_(std::exchange(other.extents_, empty_extents())) {}
   tensor& operator=(tensor&& other) noexcept {
@@ -48,13 +51,13 @@ class tensor {
 
   /// Writes `other`'s elements into this tensor's (no reallocation; the batches must agree).
   tensor& operator=(const tensor& other) {
-    writable_view() = other.view();
+    view() = other.view();
     return *this;
   }
   /// Evaluates an expression, a tensor, a view or a scalar into this tensor's elements.
   template <class X, std::enable_if_t<is_operand_v<X> || is_scalar_v<X>, int> = 0>
   tensor& operator=(const X& x) {
-    writable_view() = x;
+    view() = x;
     return *this;
   }
 
@@ -78,10 +81,18 @@ class tensor {
   std::size_t batch() const noexcept { return extents_.leading(); }
   bool empty() const noexcept { return size() == 0; }
 
-  view_type view() noexcept { return {data(), extents_}; }
-  const_view_type view() const noexcept { return {data(), extents_}; }
-  operator view_type() noexcept { return view(); }
-  operator const_view_type() const noexcept { return view(); }
+  /// A view of the whole tensor. Throws shape_error for a moved-from tensor of static shape
+  /// (it keeps its extents but has no storage).
+  view_type view() {
+    check_storage();
+    return {data(), extents_};
+  }
+  const_view_type view() const {
+    check_storage();
+    return {data(), extents_};
+  }
+  operator view_type() { return view(); }
+  operator const_view_type() const { return view(); }
 
   template <class... I>
   T& operator()(I... index) {
@@ -107,11 +118,9 @@ class tensor {
   leaf_expr<T, Extents, Device> expression() const { return view().expression(); }
 
  private:
-  // A moved-from tensor of a static shape keeps its extents but has no storage.
-  view_type writable_view() {
+  void check_storage() const {
     if (storage_.size() != extents_.size())
-      throw shape_error("splitmask: assignment to a moved-from tensor");
-    return view();
+      throw shape_error("splitmask: use of a moved-from tensor of shape " + to_string(extents_));
   }
 
   static Extents empty_extents() noexcept {

@@ -42,6 +42,17 @@ class tensor_view {
       : data_(other.data()), extents_(other.extents()) {}
   constexpr tensor_view(const tensor_view&) = default;
 
+  /// Exchanges the two windows (not their elements). Found by ADL: `swap(a, b)`. Note that
+  /// `std::swap(a, b)` would go through assignment, which writes elements.
+  friend constexpr void swap(tensor_view& a, tensor_view& b) noexcept {
+    T* d = a.data_;
+    a.data_ = b.data_;
+    b.data_ = d;
+    const Extents e = a.extents_;
+    a.extents_ = b.extents_;
+    b.extents_ = e;
+  }
+
   /// Writes `other`'s elements into this view's.
   tensor_view& operator=(const tensor_view& other) {
     assign_from(other);
@@ -124,6 +135,9 @@ class tensor_view {
   template <class X>
   void assign_from(const X& x) {
     static_assert(!std::is_const_v<T>, "splitmask: cannot assign to a read-only view");
+    if (data_ == nullptr && size() != 0)
+      throw shape_error("splitmask: assignment to a view of shape " + to_string(extents_) +
+                        " that has no memory (default-constructed)");
     assign<Device>(data_, extents_, x);
   }
   [[noreturn]] void fail_reshape(const std::string& target) const {

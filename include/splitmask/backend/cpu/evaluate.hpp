@@ -94,7 +94,7 @@ struct evaluate_backend<device::cpu> {
     };
 #if defined(_OPENMP)
     if (backend::cpu::run_parallel(shape.size())) {
-      const std::size_t align = Node::is_flat ? 64 / sizeof(T) : 1;
+      const std::size_t align = Node::is_flat ? std::max<std::size_t>(1, 64 / sizeof(T)) : 1;
       SPLITMASK_OMP(parallel)
       {
         std::size_t begin = 0, end = 0;

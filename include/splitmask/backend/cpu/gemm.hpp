@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 #include <climits>
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 
@@ -56,18 +57,13 @@ void eigen_gemm(const gemm_args<T>& g, const T* a, const T* b, T* c) {
 }
 
 #if defined(SPLITMASK_USE_OPENBLAS)
-/// One product of `g` at the given pointers, by OpenBLAS (k > 0: matmul handles k == 0).
+/// One product of `g` at the given pointers, by OpenBLAS (k > 0: matmul handles k == 0;
+/// extents within int: gemm_backend checks before any thread starts).
 template <class T>
 void openblas_gemm(const gemm_args<T>& g, const T* a, const T* b, T* c) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "splitmask::matmul on the CPU: float or double");
-  auto to_int = [](std::size_t v) {
-    if (v > static_cast<std::size_t>(INT_MAX))
-      throw shape_error("splitmask::matmul: extent " + std::to_string(v) +
-                        " exceeds OpenBLAS's int range");
-    return static_cast<int>(v);
-  };
-  const int m = to_int(g.m), n = to_int(g.n), k = to_int(g.k);
+  const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
   const CBLAS_TRANSPOSE ta = g.transpose_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = g.transpose_b ? CblasTrans : CblasNoTrans;
   const int lda = g.transpose_a ? m : k;  // row length of A as stored
@@ -123,6 +119,12 @@ template <>
 struct gemm_backend<device::cpu> {
   template <class T>
   static void run(const gemm_args<T>& g) {
+#if defined(SPLITMASK_USE_OPENBLAS)
+    for (const std::size_t v : {g.m, g.n, g.k})
+      if (v > static_cast<std::size_t>(INT_MAX))
+        throw shape_error("splitmask::matmul: extent " + std::to_string(v) +
+                          " exceeds OpenBLAS's int range");
+#endif
     backend::cpu::gemm_batched(g, backend::cpu::gemm<T>);
   }
 };

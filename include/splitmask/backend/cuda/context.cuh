@@ -1,6 +1,8 @@
 // The CUDA state a host thread works with: its stream, its cuBLAS handle and the device's
-// multiprocessor count. Created on first use; creation fails with a clear cuda_error when no
-// device is present.
+// multiprocessor count, for the device current when the thread first used CUDA through
+// splitmask. Created on first use; creation fails with a clear cuda_error when no device is
+// present. Work is ordered on the thread's stream: a device tensor shared between host threads
+// needs a synchronize() by the thread that wrote it before another thread reads it.
 #pragma once
 
 #include <cublas_v2.h>
@@ -48,9 +50,14 @@ class context {
     SPLITMASK_CUDA_CHECK(
         cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device));
     SPLITMASK_CUBLAS_CHECK(cublasCreate(&blas_));
-    SPLITMASK_CUBLAS_CHECK(cublasSetStream(blas_, stream()));
-    // Exact fp32 products unless a caller opts into TF32.
-    SPLITMASK_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    try {
+      SPLITMASK_CUBLAS_CHECK(cublasSetStream(blas_, stream()));
+      // Exact fp32 products unless a caller opts into TF32.
+      SPLITMASK_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    } catch (...) {
+      cublasDestroy(blas_);
+      throw;
+    }
   }
 
   cublasHandle_t blas_ = nullptr;

@@ -21,7 +21,10 @@ struct allocator<device::cuda> {
     auto& ctx = backend::cuda::context::current();
     void* p = nullptr;
     SPLITMASK_CUDA_CHECK(cudaMalloc(&p, bytes));
-    const cudaError_t status = cudaMemsetAsync(p, 0, bytes, ctx.stream());
+    // Zeroed before any stream of any thread can use it: allocation is rare (arenas are sized
+    // once), so waiting here costs nothing that matters.
+    cudaError_t status = cudaMemsetAsync(p, 0, bytes, ctx.stream());
+    if (status == cudaSuccess) status = cudaStreamSynchronize(ctx.stream());
     if (status != cudaSuccess) {
       cudaFree(p);
       backend::cuda::throw_cuda_error(status, "cudaMemsetAsync", __FILE__, __LINE__);

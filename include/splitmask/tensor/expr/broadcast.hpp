@@ -30,7 +30,8 @@ constexpr bool is_broadcastable() {
     for (std::size_t i = 0; i < From::rank; ++i) {
       const std::size_t f = From::static_extent(i);
       const std::size_t t = To::static_extent(offset + i);
-      if (f != t && !(i + 1 == From::rank && f == 1)) return false;
+      // A last extent of 1 spreads over a static row; a dynamic axis is never spread over.
+      if (f != t && !(i + 1 == From::rank && f == 1 && t != dynamic)) return false;
     }
     return true;
   }

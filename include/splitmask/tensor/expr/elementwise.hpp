@@ -156,6 +156,8 @@ constexpr auto make_unary(const X& x) {
 template <class Op, class X, class Y>
 constexpr auto make_binary(const X& x, const Y& y) {
   using T = detail::operand_value_t<X, Y>;
+  static_assert(!std::is_same_v<T, bool> || (!is_scalar_v<X> && !is_scalar_v<Y>),
+                "splitmask: a scalar with a bool operand; convert the operand with cast<T>(x)");
   const auto a = as_node_or_scalar<T>(x);
   const auto b = as_node_or_scalar<T>(y);
   using E = broadcast_extents_t<typename decltype(a)::extents_type, typename decltype(b)::extents_type>;
@@ -167,7 +169,8 @@ constexpr auto make_binary(const X& x, const Y& y) {
 
 #define SPLITMASK_UNARY_FUNCTION(name)                                              \
   template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>                    \
-  constexpr auto name(const X& x) {                                                 \
+  constexpr auto name(X&& x) {                                                      \
+    check_operand<X>();                                                             \
     return make_unary<functors::name>(x);                                           \
   }
 SPLITMASK_UNARY_FUNCTION(abs)
@@ -183,19 +186,23 @@ SPLITMASK_UNARY_FUNCTION(square)
 #undef SPLITMASK_UNARY_FUNCTION
 
 template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>
-constexpr auto operator-(const X& x) {
+constexpr auto operator-(X&& x) {
+  check_operand<X>();
   return make_unary<functors::negate>(x);
 }
 
 /// Converts every element to U.
 template <class U, class X, std::enable_if_t<is_operand_v<X>, int> = 0>
-constexpr auto cast(const X& x) {
+constexpr auto cast(X&& x) {
+  check_operand<X>();
   return make_unary<functors::cast_to<U>>(x);
 }
 
 #define SPLITMASK_BINARY_OPERATOR(op, functor)                                              \
   template <class X, class Y, std::enable_if_t<detail::binary_operands_v<X, Y>, int> = 0>   \
-  constexpr auto operator op(const X& x, const Y& y) {                                      \
+  constexpr auto operator op(X&& x, Y&& y) {                                                \
+    check_operand<X>();                                                                     \
+    check_operand<Y>();                                                                     \
     return make_binary<functors::functor>(x, y);                                            \
   }
 SPLITMASK_BINARY_OPERATOR(+, plus)
@@ -212,11 +219,15 @@ SPLITMASK_BINARY_OPERATOR(!=, not_equal_to)
 
 /// Elementwise minimum and maximum; a NaN in either operand gives NaN.
 template <class X, class Y, std::enable_if_t<detail::binary_operands_v<X, Y>, int> = 0>
-constexpr auto min(const X& x, const Y& y) {
+constexpr auto min(X&& x, Y&& y) {
+  check_operand<X>();
+  check_operand<Y>();
   return make_binary<functors::minimum>(x, y);
 }
 template <class X, class Y, std::enable_if_t<detail::binary_operands_v<X, Y>, int> = 0>
-constexpr auto max(const X& x, const Y& y) {
+constexpr auto max(X&& x, Y&& y) {
+  check_operand<X>();
+  check_operand<Y>();
   return make_binary<functors::maximum>(x, y);
 }
 
@@ -225,8 +236,11 @@ template <class C, class X, class Y,
           std::enable_if_t<is_operand_v<C> && (is_operand_v<X> || is_scalar_v<X>) &&
                                (is_operand_v<Y> || is_scalar_v<Y>),
                            int> = 0>
-constexpr auto select(const C& condition, const X& if_true, const Y& if_false) {
-  using T = typename detail::select_value<X, Y>::type;
+constexpr auto select(C&& condition, X&& if_true, Y&& if_false) {
+  check_operand<C>();
+  check_operand<X>();
+  check_operand<Y>();
+  using T = typename detail::select_value<std::decay_t<X>, std::decay_t<Y>>::type;
   const auto c = as_node(condition);
   const auto a = as_node_or_scalar<T>(if_true);
   const auto b = as_node_or_scalar<T>(if_false);

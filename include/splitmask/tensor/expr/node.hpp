@@ -43,6 +43,22 @@ inline constexpr bool is_operand_v =
 template <class T>
 inline constexpr bool is_scalar_v = std::is_arithmetic_v<std::decay_t<T>>;
 
+namespace detail {
+template <class T, class = void>
+struct owns_storage : std::false_type {};
+template <class T>
+struct owns_storage<T, std::enable_if_t<T::owns_storage>> : std::true_type {};
+}  // namespace detail
+
+/// Checks an operand as the caller passed it (X deduced from a forwarding reference): an
+/// expression keeps pointers to its operands, so a temporary tensor would leave it dangling.
+template <class X>
+constexpr void check_operand() {
+  static_assert(std::is_lvalue_reference_v<X> || !detail::owns_storage<std::decay_t<X>>::value,
+                "splitmask: an expression cannot read a temporary tensor (it would outlive the "
+                "tensor's storage); bind the tensor to a name first");
+}
+
 /// The memory of a contiguous row-major tensor, read-only.
 template <class T, class Extents, class Device>
 struct leaf_expr : expression_node {
@@ -112,6 +128,9 @@ constexpr auto as_node(const X& x) {
 template <class T, class X>
 constexpr auto as_node_or_scalar(const X& x) {
   if constexpr (is_scalar_v<X>) {
+    static_assert(!std::is_integral_v<T> || std::is_integral_v<X>,
+                  "splitmask: a floating-point scalar with an integer operand would be truncated; "
+                  "convert the operand with cast<float>(x) first");
     return scalar_expr<T>(static_cast<T>(x));
   } else {
     return as_node(x);

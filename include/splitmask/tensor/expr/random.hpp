@@ -11,7 +11,7 @@
 namespace splitmask {
 
 namespace distributions {
-/// Uniform on [a, b).
+/// Uniform on [a, b]: u is in [0, 1), but a + (b - a) u may round up to b.
 struct uniform {
   template <class T>
   SPLITMASK_HD static T draw(const counter_rng& rng, std::uint64_t i, T a, T b) {
@@ -54,7 +54,8 @@ struct random_expr : expression_node {
   void visit_leaves(F&, bool) const {}
 };
 
-/// A tensor of shape `shape` uniform on [low, high).
+/// A tensor of shape `shape` uniform on [low, high] (high only by rounding; [0, 1) for the
+/// defaults).
 template <class T, class Extents>
 constexpr auto uniform(const counter_rng& rng, const Extents& shape, T low = T(0), T high = T(1)) {
   return random_expr<T, Extents, distributions::uniform>(rng, shape, low, high);

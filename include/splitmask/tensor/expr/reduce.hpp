@@ -94,22 +94,26 @@ constexpr auto make_row_reduce(const X& x) {
 
 /// Sum over the last axis: (..., L) -> (..., 1).
 template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>
-constexpr auto row_sum(const X& x) {
+constexpr auto row_sum(X&& x) {
+  check_operand<X>();
   return make_row_reduce<reductions::sum>(x);
 }
 /// Mean over the last axis.
 template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>
-constexpr auto row_mean(const X& x) {
+constexpr auto row_mean(X&& x) {
+  check_operand<X>();
   return make_row_reduce<reductions::mean>(x);
 }
 /// Maximum over the last axis (NaN if any element is NaN).
 template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>
-constexpr auto row_max(const X& x) {
+constexpr auto row_max(X&& x) {
+  check_operand<X>();
   return make_row_reduce<reductions::max>(x);
 }
 /// Sum of squares over the last axis.
 template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>
-constexpr auto row_sum_squares(const X& x) {
+constexpr auto row_sum_squares(X&& x) {
+  check_operand<X>();
   return make_row_reduce<reductions::sum_squares>(x);
 }
 
