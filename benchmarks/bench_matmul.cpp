@@ -5,7 +5,6 @@
 #include <benchmark/benchmark.h>
 
 #include <splitmask/splitmask.hpp>
-
 #include <string>
 
 namespace {
@@ -25,14 +24,15 @@ const shape shapes[] = {
     {"vit_qkv_1600x576x192", 1, 1600, 576, 192, true},
     {"vit_fc1_1600x768x192", 1, 1600, 768, 192, true},
     {"vit_fc2_1600x192x768", 1, 1600, 192, 768, true},
-    {"heads_qk_192x25x25x64", 192, 25, 25, 64, true},  // 64 images x 3 heads: Q K^T
+    {"heads_qk_192x25x25x64", 192, 25, 25, 64, true},   // 64 images x 3 heads: Q K^T
     {"heads_pv_192x25x64x25", 192, 25, 64, 25, false},  // P V
 };
 
 struct operands {
   tensor<float, extents<dynamic>> a, b, c;
   gemm_args<float> g;
-  explicit operands(const shape& s) : a(s.batch * s.m * s.k), b(s.batch * s.k * s.n), c(s.batch * s.m * s.n) {
+  explicit operands(const shape& s)
+      : a(s.batch * s.m * s.k), b(s.batch * s.k * s.n), c(s.batch * s.m * s.n) {
     a = uniform<float>(counter_rng(1), a.extents(), -1.f, 1.f);
     b = uniform<float>(counter_rng(2), b.extents(), -1.f, 1.f);
     g.m = s.m;
@@ -86,8 +86,8 @@ void register_all() {
       matmul(y, x, transposed(w));
       benchmark::DoNotOptimize(y.data());
     }
-    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * 1600 * 768 * 192 * double(st.iterations()) / 1e9,
-                                                benchmark::Counter::kIsRate);
+    st.counters["GFLOP/s"] = benchmark::Counter(
+        2.0 * 1600 * 768 * 192 * double(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
   })->UseRealTime();
 }
 }  // namespace

@@ -1,11 +1,10 @@
 // A tour of the tensor layer on the shapes of a ViT-Ti block (B images, N = 49 tokens, D = 192):
 // compile-time shapes, a linear layer through matmul, fused bias + GELU, LayerNorm and softmax
 // each in one pass, and the counter-based RNG. Prints what it computed and how fast.
-#include <splitmask/splitmask.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <splitmask/splitmask.hpp>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -33,17 +32,18 @@ int main(int argc, char** argv) {
 #if defined(_OPENMP)
   threads = omp_get_max_threads();
 #endif
-  std::printf("splitmask %d.%d.%d tensor demo: B = %zu images of N = %zu tokens, D = %zu, %d threads\n",
-              SPLITMASK_VERSION_MAJOR, SPLITMASK_VERSION_MINOR, SPLITMASK_VERSION_PATCH, batch, N,
-              D, threads);
+  std::printf(
+      "splitmask %d.%d.%d tensor demo: B = %zu images of N = %zu tokens, D = %zu, %d threads\n",
+      SPLITMASK_VERSION_MAJOR, SPLITMASK_VERSION_MINOR, SPLITMASK_VERSION_PATCH, batch, N, D,
+      threads);
 
   // Shapes are types; only the batch is a run-time number.
-  tensor<float, extents<dynamic, N, D>> x(batch);           // (B, N, D) tokens
-  tensor<float, extents<hidden, D>> w1;                     // (4D, D) fc1 weight
-  tensor<float, extents<hidden>> b1;                        // (4D) fc1 bias
-  tensor<float, extents<dynamic, N, hidden>> h(batch);      // (B, N, 4D) MLP hidden
-  tensor<float, extents<dynamic, N, D>> y(batch);           // (B, N, D) normalised tokens
-  tensor<float, extents<D>> gamma, beta;                    // (D) LayerNorm affine
+  tensor<float, extents<dynamic, N, D>> x(batch);       // (B, N, D) tokens
+  tensor<float, extents<hidden, D>> w1;                 // (4D, D) fc1 weight
+  tensor<float, extents<hidden>> b1;                    // (4D) fc1 bias
+  tensor<float, extents<dynamic, N, hidden>> h(batch);  // (B, N, 4D) MLP hidden
+  tensor<float, extents<dynamic, N, D>> y(batch);       // (B, N, D) normalised tokens
+  tensor<float, extents<D>> gamma, beta;                // (D) LayerNorm affine
 
   const counter_rng rng(42);
   x = normal<float>(rng.with_stream(0), x.extents(), 0.5f, 2.0f);
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   });
 
   // fc1 as a matmul over all B*N token rows, then bias + GELU fused in one pass.
-  auto tokens = y.reshape<extents<dynamic, D>>();       // (B*N, D)
+  auto tokens = y.reshape<extents<dynamic, D>>();            // (B*N, D)
   auto hidden_rows = h.reshape<extents<dynamic, hidden>>();  // (B*N, 4D)
   const double t_fc1 = seconds([&] { matmul(hidden_rows, tokens, transposed(w1)); });
   const double t_gelu = seconds([&] { h = gelu(h + b1); });

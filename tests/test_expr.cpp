@@ -1,7 +1,7 @@
 // Expression templates on the CPU: every op, broadcast and reduction against naive loops.
-#include "cases/expr_cases.hpp"
-
 #include <splitmask/splitmask.hpp>
+
+#include "cases/expr_cases.hpp"
 
 SPLITMASK_EXPR_TEST_CASES(splitmask::device::cpu, "cpu: ")
 
@@ -15,9 +15,11 @@ TEST_CASE("cpu: results do not depend on the number of threads") {
   x = normal<float>(counter_rng(7), x.extents());
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  one = exp(x - row_max(x)) / row_sum(exp(x - row_max(x))) + uniform<float>(counter_rng(8), x.extents());
+  one = exp(x - row_max(x)) / row_sum(exp(x - row_max(x))) +
+        uniform<float>(counter_rng(8), x.extents());
   omp_set_num_threads(2);
-  two = exp(x - row_max(x)) / row_sum(exp(x - row_max(x))) + uniform<float>(counter_rng(8), x.extents());
+  two = exp(x - row_max(x)) / row_sum(exp(x - row_max(x))) +
+        uniform<float>(counter_rng(8), x.extents());
   omp_set_num_threads(threads);
   CHECK(std::equal(one.data(), one.data() + one.size(), two.data()));
 }

@@ -1,7 +1,6 @@
 // Shape arithmetic, checked entirely at compile time: if this file compiles, it passes.
 #include <splitmask/core/extents.hpp>
 #include <splitmask/tensor/expr/broadcast.hpp>
-
 #include <type_traits>
 
 namespace {
@@ -53,7 +52,7 @@ static_assert(!is_broadcastable<extents<dynamic, 192>, bnd>());  // a batch of r
 static_assert(!is_broadcastable<extents<8, 49, 192>, bnd>());    // a static batch is not dynamic
 static_assert(!is_broadcastable<bnd, nd>());                     // the larger shape never shrinks
 static_assert(!is_broadcastable<extents<dynamic, 1, 192>, bnd>());  // only the last axis spreads
-static_assert(!is_broadcastable<extents<1>, extents<dynamic>>());    // never over a dynamic axis
+static_assert(!is_broadcastable<extents<1>, extents<dynamic>>());   // never over a dynamic axis
 static_assert(std::is_same_v<broadcast_extents_t<bnd, d>, bnd>);
 static_assert(std::is_same_v<broadcast_extents_t<d, bnd>, bnd>);
 static_assert(std::is_same_v<broadcast_extents_t<extents<dynamic, 49, 1>, bnd, void>, bnd>);

@@ -1,10 +1,9 @@
 // The counter-based RNG: Random123's known answers, distribution moments, stream independence.
 #include <doctest/doctest.h>
 
-#include <splitmask/splitmask.hpp>
-
 #include <cmath>
 #include <cstdint>
+#include <splitmask/splitmask.hpp>
 
 #include "cases/rng_cases.hpp"
 

@@ -1,10 +1,9 @@
 // Tensors and views on the host: storage, shapes, element access, slicing, reshaping, copies.
 #include <doctest/doctest.h>
 
-#include <splitmask/splitmask.hpp>
-
 #include <algorithm>
 #include <cstdint>
+#include <splitmask/splitmask.hpp>
 #include <string>
 #include <utility>
 

@@ -4,7 +4,8 @@
 #pragma once
 
 #if !defined(__CUDACC__)
-#error "<splitmask/cuda.hpp> must be compiled by nvcc (a .cu file); use <splitmask/splitmask.hpp> for the CPU path"
+#error \
+    "<splitmask/cuda.hpp> must be compiled by nvcc (a .cu file); use <splitmask/splitmask.hpp> for the CPU path"
 #endif
 
 #include "splitmask/backend/cpu/evaluate.hpp"

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -32,11 +32,11 @@ struct expr_config {
 };
 
 // odd and tiny; even; odd and above the CPU's parallel threshold (9 * 37 * 129 = 42957)
-#define SPLITMASK_EXPR_CONFIGS                                                            \
-  splitmask::testing::expr_config<float, 3, 5, 3>,                                        \
-      splitmask::testing::expr_config<float, 8, 64, 2>,                                   \
-      splitmask::testing::expr_config<float, 37, 129, 9>,                                 \
-      splitmask::testing::expr_config<double, 3, 5, 3>,                                   \
+#define SPLITMASK_EXPR_CONFIGS                            \
+  splitmask::testing::expr_config<float, 3, 5, 3>,        \
+      splitmask::testing::expr_config<float, 8, 64, 2>,   \
+      splitmask::testing::expr_config<float, 37, 129, 9>, \
+      splitmask::testing::expr_config<double, 3, 5, 3>,   \
       splitmask::testing::expr_config<double, 37, 129, 9>
 
 /// Inputs and an output on the device under test, with host copies for references.
@@ -65,8 +65,8 @@ struct expr_fixture {
     const auto values = host_values(got);
     std::vector<double> expected(values.size());
     for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = ref(i);
-    const auto c = compare(values, expected, tolerance<T>::atol * rtol_scale,
-                           tolerance<T>::rtol * rtol_scale);
+    const auto c =
+        compare(values, expected, tolerance<T>::atol * rtol_scale, tolerance<T>::rtol * rtol_scale);
     CHECK_MESSAGE(c.ok, name << ": " << c.describe());
   }
 
@@ -290,33 +290,33 @@ void check_rank1_dynamic() {
 }  // namespace splitmask::testing
 
 // The test cases for one device; `prefix` names the suite in test names.
-#define SPLITMASK_EXPR_TEST_CASES(Device, prefix)                                              \
-  TEST_CASE_TEMPLATE(prefix "unary ops match a double loop", C, SPLITMASK_EXPR_CONFIGS) {      \
-    splitmask::testing::check_unary_ops<Device, C>();                                          \
-  }                                                                                            \
-  TEST_CASE_TEMPLATE(prefix "binary ops, scalars, comparisons, select", C,                     \
-                     SPLITMASK_EXPR_CONFIGS) {                                                 \
-    splitmask::testing::check_binary_ops<Device, C>();                                         \
-  }                                                                                            \
-  TEST_CASE_TEMPLATE(prefix "broadcasting of trailing shapes and row values", C,               \
-                     SPLITMASK_EXPR_CONFIGS) {                                                 \
-    splitmask::testing::check_broadcasts<Device, C>();                                         \
-  }                                                                                            \
-  TEST_CASE_TEMPLATE(prefix "row reductions and fused row-wise expressions", C,                \
-                     SPLITMASK_EXPR_CONFIGS) {                                                 \
-    splitmask::testing::check_reductions<Device, C>();                                         \
-  }                                                                                            \
-  TEST_CASE_TEMPLATE(prefix "aliasing: the destination as an operand", C,                      \
-                     SPLITMASK_EXPR_CONFIGS) {                                                 \
-    splitmask::testing::check_aliasing<Device, C>();                                           \
-  }                                                                                            \
-  TEST_CASE_TEMPLATE(prefix "batch mismatches throw and name both shapes", C,                  \
-                     splitmask::testing::expr_config<float, 3, 5, 3>) {                        \
-    splitmask::testing::check_shape_errors<Device, C>();                                       \
-  }                                                                                            \
-  TEST_CASE_TEMPLATE(prefix "NaN propagates through max, min, relu and row_max", C,            \
-                     splitmask::testing::expr_config<float, 3, 5, 3>,                          \
-                     splitmask::testing::expr_config<double, 8, 64, 2>) {                      \
-    splitmask::testing::check_nan_propagation<Device, C>();                                    \
-  }                                                                                            \
+#define SPLITMASK_EXPR_TEST_CASES(Device, prefix)                                         \
+  TEST_CASE_TEMPLATE(prefix "unary ops match a double loop", C, SPLITMASK_EXPR_CONFIGS) { \
+    splitmask::testing::check_unary_ops<Device, C>();                                     \
+  }                                                                                       \
+  TEST_CASE_TEMPLATE(prefix "binary ops, scalars, comparisons, select", C,                \
+                     SPLITMASK_EXPR_CONFIGS) {                                            \
+    splitmask::testing::check_binary_ops<Device, C>();                                    \
+  }                                                                                       \
+  TEST_CASE_TEMPLATE(prefix "broadcasting of trailing shapes and row values", C,          \
+                     SPLITMASK_EXPR_CONFIGS) {                                            \
+    splitmask::testing::check_broadcasts<Device, C>();                                    \
+  }                                                                                       \
+  TEST_CASE_TEMPLATE(prefix "row reductions and fused row-wise expressions", C,           \
+                     SPLITMASK_EXPR_CONFIGS) {                                            \
+    splitmask::testing::check_reductions<Device, C>();                                    \
+  }                                                                                       \
+  TEST_CASE_TEMPLATE(prefix "aliasing: the destination as an operand", C,                 \
+                     SPLITMASK_EXPR_CONFIGS) {                                            \
+    splitmask::testing::check_aliasing<Device, C>();                                      \
+  }                                                                                       \
+  TEST_CASE_TEMPLATE(prefix "batch mismatches throw and name both shapes", C,             \
+                     splitmask::testing::expr_config<float, 3, 5, 3>) {                   \
+    splitmask::testing::check_shape_errors<Device, C>();                                  \
+  }                                                                                       \
+  TEST_CASE_TEMPLATE(prefix "NaN propagates through max, min, relu and row_max", C,       \
+                     splitmask::testing::expr_config<float, 3, 5, 3>,                     \
+                     splitmask::testing::expr_config<double, 8, 64, 2>) {                 \
+    splitmask::testing::check_nan_propagation<Device, C>();                               \
+  }                                                                                       \
   TEST_CASE(prefix "rank-1 dynamic shapes") { splitmask::testing::check_rank1_dynamic<Device>(); }

@@ -31,9 +31,9 @@ struct gemm_config {
 
 // Naive op(A) op(B) in double, for `count` stacked products.
 template <class T>
-std::vector<double> naive_gemm(const T* a, const T* b, const T* c0, std::size_t count, std::size_t m,
-                               std::size_t n, std::size_t k, bool ta, bool tb, double alpha,
-                               double beta) {
+std::vector<double> naive_gemm(const T* a, const T* b, const T* c0, std::size_t count,
+                               std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb,
+                               double alpha, double beta) {
   std::vector<double> out(count * m * n);
   for (std::size_t q = 0; q < count; ++q)
     for (std::size_t i = 0; i < m; ++i)
@@ -73,7 +73,8 @@ void check_gemm(double alpha, double beta) {
   b = uniform<T>(counter_rng(32), b.extents(), T(-1), T(1));
   c = uniform<T>(counter_rng(33), c.extents(), T(-1), T(1));
   if (beta == 0) c = std::numeric_limits<T>::quiet_NaN();  // beta == 0 must not read C
-  const auto ref = naive_gemm(a.data(), b.data(), c.data(), count, M, N, K, G::ta, G::tb, alpha, beta);
+  const auto ref =
+      naive_gemm(a.data(), b.data(), c.data(), count, M, N, K, G::ta, G::tb, alpha, beta);
 
   const auto da = on_device<Device>(a);
   const auto db = on_device<Device>(b);
@@ -104,38 +105,39 @@ void check_gemm_shape_errors() {
   tensor<float, extents<dynamic, 4>, Device> s(4), w(4);
   CHECK_THROWS_AS(matmul(s, s, w), shape_error);
   CHECK_THROWS_AS(matmul(s, w, transposed(s), 0.5f, 1), shape_error);  // alpha, beta of any type
-  CHECK_THROWS_AS(matmul(s.slice(0, 2), s.slice(1, 2), transposed(w)), shape_error);  // rows 0-1, 1-2
+  CHECK_THROWS_AS(matmul(s.slice(0, 2), s.slice(1, 2), transposed(w)),
+                  shape_error);                                  // rows 0-1, 1-2
   matmul(s.slice(0, 2), s.slice(2, 2), transposed(w), 0.5f, 1);  // disjoint rows: fine
 }
 
 }  // namespace splitmask::testing
 
-#define SPLITMASK_GEMM_CONFIGS_FOR(T)                                                         \
-  splitmask::testing::gemm_config<T, 7, 5, 3, false, false>,                                  \
-      splitmask::testing::gemm_config<T, 7, 5, 3, false, true>,                               \
-      splitmask::testing::gemm_config<T, 7, 5, 3, true, false>,                               \
-      splitmask::testing::gemm_config<T, 7, 5, 3, true, true>,                                \
-      splitmask::testing::gemm_config<T, 64, 48, 32, false, true>,                            \
-      splitmask::testing::gemm_config<T, 129, 65, 257, false, false>,                         \
-      splitmask::testing::gemm_config<T, 129, 65, 257, false, true>,                          \
-      splitmask::testing::gemm_config<T, 129, 65, 257, true, false>,                          \
-      splitmask::testing::gemm_config<T, 129, 65, 257, true, true>,                           \
-      splitmask::testing::gemm_config<T, 17, 9, 13, false, true, 5>,                          \
-      splitmask::testing::gemm_config<T, 49, 64, 49, false, false, 6>,                        \
+#define SPLITMASK_GEMM_CONFIGS_FOR(T)                                  \
+  splitmask::testing::gemm_config<T, 7, 5, 3, false, false>,           \
+      splitmask::testing::gemm_config<T, 7, 5, 3, false, true>,        \
+      splitmask::testing::gemm_config<T, 7, 5, 3, true, false>,        \
+      splitmask::testing::gemm_config<T, 7, 5, 3, true, true>,         \
+      splitmask::testing::gemm_config<T, 64, 48, 32, false, true>,     \
+      splitmask::testing::gemm_config<T, 129, 65, 257, false, false>,  \
+      splitmask::testing::gemm_config<T, 129, 65, 257, false, true>,   \
+      splitmask::testing::gemm_config<T, 129, 65, 257, true, false>,   \
+      splitmask::testing::gemm_config<T, 129, 65, 257, true, true>,    \
+      splitmask::testing::gemm_config<T, 17, 9, 13, false, true, 5>,   \
+      splitmask::testing::gemm_config<T, 49, 64, 49, false, false, 6>, \
       splitmask::testing::gemm_config<T, 49, 49, 64, true, true, 3>
 
-#define SPLITMASK_GEMM_TEST_CASES(Device, prefix)                                             \
-  TEST_CASE_TEMPLATE(prefix "matmul matches a double product (float)", G,                     \
-                     SPLITMASK_GEMM_CONFIGS_FOR(float)) {                                     \
-    splitmask::testing::check_gemm<Device, G>(1, 0);                                          \
-    splitmask::testing::check_gemm<Device, G>(-0.5, 1);                                       \
-    splitmask::testing::check_gemm<Device, G>(2, 0.25);                                       \
-  }                                                                                           \
-  TEST_CASE_TEMPLATE(prefix "matmul matches a double product (double)", G,                    \
-                     SPLITMASK_GEMM_CONFIGS_FOR(double)) {                                    \
-    splitmask::testing::check_gemm<Device, G>(1, 0);                                          \
-    splitmask::testing::check_gemm<Device, G>(0.75, -1);                                      \
-  }                                                                                           \
-  TEST_CASE(prefix "matmul shape mismatches throw") {                                         \
-    splitmask::testing::check_gemm_shape_errors<Device>();                                    \
+#define SPLITMASK_GEMM_TEST_CASES(Device, prefix)                          \
+  TEST_CASE_TEMPLATE(prefix "matmul matches a double product (float)", G,  \
+                     SPLITMASK_GEMM_CONFIGS_FOR(float)) {                  \
+    splitmask::testing::check_gemm<Device, G>(1, 0);                       \
+    splitmask::testing::check_gemm<Device, G>(-0.5, 1);                    \
+    splitmask::testing::check_gemm<Device, G>(2, 0.25);                    \
+  }                                                                        \
+  TEST_CASE_TEMPLATE(prefix "matmul matches a double product (double)", G, \
+                     SPLITMASK_GEMM_CONFIGS_FOR(double)) {                 \
+    splitmask::testing::check_gemm<Device, G>(1, 0);                       \
+    splitmask::testing::check_gemm<Device, G>(0.75, -1);                   \
+  }                                                                        \
+  TEST_CASE(prefix "matmul shape mismatches throw") {                      \
+    splitmask::testing::check_gemm_shape_errors<Device>();                 \
   }

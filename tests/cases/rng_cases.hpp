@@ -39,8 +39,7 @@ void check_random_fill_matches_scalar_draws() {
 
 }  // namespace splitmask::testing
 
-#define SPLITMASK_RNG_TEST_CASES(Device, prefix)                                               \
-  TEST_CASE_TEMPLATE(prefix "random fills equal the scalar generator's draws", T, float,       \
-                     double) {                                                                 \
-    splitmask::testing::check_random_fill_matches_scalar_draws<Device, T>();                   \
+#define SPLITMASK_RNG_TEST_CASES(Device, prefix)                                                   \
+  TEST_CASE_TEMPLATE(prefix "random fills equal the scalar generator's draws", T, float, double) { \
+    splitmask::testing::check_random_fill_matches_scalar_draws<Device, T>();                       \
   }

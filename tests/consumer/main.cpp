@@ -1,7 +1,6 @@
 // Uses the public API the way a downstream project does; prints one number and exits 0.
-#include <splitmask/splitmask.hpp>
-
 #include <cstdio>
+#include <splitmask/splitmask.hpp>
 
 int main() {
   using namespace splitmask;

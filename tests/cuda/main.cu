@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
-
 #include <splitmask/cuda.hpp>
 
 int main(int argc, char** argv) {

@@ -1,16 +1,16 @@
 // The per-device customisation points. Each backend specialises these primary templates for its
 // device tag; using a device whose backend is not included is a compile error that says which
 // header to include.
-//   allocator<D>          zeroed allocation and release             (tensor/storage.hpp, backend/cuda)
-//   copier<Dst, Src>      byte copies between devices               (tensor/copy.hpp, backend/cuda)
-//   evaluate_backend<D>   the loop of `destination = expression`    (backend/cpu, backend/cuda)
-//   gemm_backend<D>       the matrix products behind matmul         (backend/cpu, backend/cuda)
+//   allocator<D>          zeroed allocation and release             (tensor/storage.hpp,
+//   backend/cuda) copier<Dst, Src>      byte copies between devices               (tensor/copy.hpp,
+//   backend/cuda) evaluate_backend<D>   the loop of `destination = expression`    (backend/cpu,
+//   backend/cuda) gemm_backend<D>       the matrix products behind matmul         (backend/cpu,
+//   backend/cuda)
 #pragma once
 
 #include "splitmask/core/device.hpp"
 
 namespace splitmask::detail {
-
 
 template <class Device>
 struct allocator {

@@ -1,5 +1,5 @@
-// Compiler and platform switches shared by every header: host/device annotations, pragmas, versions.
-// The CPU path never needs CUDA: without nvcc the annotations expand to nothing.
+// Compiler and platform switches shared by every header: host/device annotations, pragmas,
+// versions. The CPU path never needs CUDA: without nvcc the annotations expand to nothing.
 #pragma once
 
 #define SPLITMASK_VERSION_MAJOR 0

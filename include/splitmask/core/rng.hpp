@@ -53,7 +53,9 @@ class counter_rng {
   constexpr std::uint64_t seed() const { return seed_; }
   constexpr std::uint64_t stream() const { return stream_; }
   /// Another stream of the same seed.
-  constexpr counter_rng with_stream(std::uint64_t stream) const { return counter_rng(seed_, stream); }
+  constexpr counter_rng with_stream(std::uint64_t stream) const {
+    return counter_rng(seed_, stream);
+  }
 
   /// The four random words of element `index`.
   SPLITMASK_HD constexpr uint32x4 bits(std::uint64_t index) const {

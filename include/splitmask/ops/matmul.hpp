@@ -43,7 +43,7 @@ struct gemm_args {
   const T* a = nullptr;  // (m, k), or (k, m) when transpose_a
   const T* b = nullptr;  // (k, n), or (n, k) when transpose_b
   T beta = 0;
-  T* c = nullptr;        // (m, n)
+  T* c = nullptr;  // (m, n)
   std::size_t batch = 1;
 };
 
@@ -157,8 +157,9 @@ void matmul(C&& c, const A& a, const B& b, detail::matmul_value_t<C> alpha = 1,
   }
   if (detail::overlaps(vc.data(), vc.size(), va.data(), va.size()) ||
       detail::overlaps(vc.data(), vc.size(), vb.data(), vb.size()))
-    throw shape_error("splitmask::matmul: C shares memory with A or B; write the product to "
-                      "another tensor");
+    throw shape_error(
+        "splitmask::matmul: C shares memory with A or B; write the product to "
+        "another tensor");
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
     if (g.beta == T(0)) {

@@ -50,10 +50,10 @@ template <class Device, class T, class Extents, class X>
 void assign(T* dst, const Extents& shape, const X& x) {
   const auto node = broadcast_to<Extents>(as_node_or_scalar<T>(x), shape);
   using N = std::decay_t<decltype(node)>;
-  static_assert(std::is_void_v<typename N::device_type> ||
-                    std::is_same_v<typename N::device_type, Device>,
-                "splitmask: the expression lives on another device than the destination; copy "
-                "between devices explicitly with splitmask::copy");
+  static_assert(
+      std::is_void_v<typename N::device_type> || std::is_same_v<typename N::device_type, Device>,
+      "splitmask: the expression lives on another device than the destination; copy "
+      "between devices explicitly with splitmask::copy");
   static_assert(std::is_same_v<typename N::value_type, T>,
                 "splitmask: the expression's value type differs from the destination's; convert "
                 "it with cast<T>(x)");

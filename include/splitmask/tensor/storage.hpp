@@ -22,12 +22,12 @@ struct allocator<device::cpu> {
 
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
-    void* p = ::operator new(bytes, std::align_val_t{alignment});
+    void* p = ::operator new (bytes, std::align_val_t{alignment});
     std::memset(p, 0, bytes);
     return p;
   }
   static void deallocate(void* p) noexcept {
-    if (p) ::operator delete(p, std::align_val_t{alignment});
+    if (p) ::operator delete (p, std::align_val_t{alignment});
   }
 };
 }  // namespace detail

@@ -27,10 +27,10 @@ class tensor {
   using extents_type = Extents;
   using device_type = Device;
   using view_type = tensor_view<T, Extents, Device>;
-  /// Expressions refuse temporaries of this type: they would outlive the storage they read.
-  static constexpr bool owns_storage = true;
   using const_view_type = tensor_view<const T, Extents, Device>;
   static constexpr std::size_t rank = Extents::rank;
+  /// Expressions refuse temporaries of this type: they would outlive the storage they read.
+  static constexpr bool owns_storage = true;
 
   /// A static shape is allocated; a dynamic one starts empty (batch 0).
   tensor() : tensor(Extents{}) {}
@@ -41,7 +41,8 @@ class tensor {
   /// A moved-from tensor is empty: size 0, no data; a dynamic batch becomes 0, and a static
   /// shape's views throw until a tensor is moved in. Views of the old storage follow the move.
   tensor(tensor&& other) noexcept
-      : storage_(std::move(other.storage_)), extents_(std::exchange(other.extents_, empty_extents())) {}
+      : storage_(std::move(other.storage_)),
+        extents_(std::exchange(other.extents_, empty_extents())) {}
   tensor& operator=(tensor&& other) noexcept {
     storage_ = std::move(other.storage_);
     extents_ = std::exchange(other.extents_, empty_extents());

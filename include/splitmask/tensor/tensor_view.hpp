@@ -35,9 +35,8 @@ class tensor_view {
   template <class E = Extents, std::enable_if_t<E::is_static, int> = 0>
   constexpr explicit tensor_view(T* data) : data_(data) {}
   /// A mutable view converts to a read-only one.
-  template <class U, std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]> &&
-                                          !std::is_same_v<U, T>,
-                                      int> = 0>
+  template <class U, std::enable_if_t<
+                         std::is_convertible_v<U (*)[], T (*)[]> && !std::is_same_v<U, T>, int> = 0>
   constexpr tensor_view(const tensor_view<U, Extents, Device>& other)
       : data_(other.data()), extents_(other.extents()) {}
   constexpr tensor_view(const tensor_view&) = default;
@@ -127,9 +126,7 @@ class tensor_view {
   }
 
   /// The leaf of expressions that read this view.
-  constexpr leaf_expr<value_type, Extents, Device> expression() const {
-    return {data_, extents_};
-  }
+  constexpr leaf_expr<value_type, Extents, Device> expression() const { return {data_, extents_}; }
 
  private:
   template <class X>

@@ -95,8 +95,7 @@ struct evaluate_backend<device::cpu> {
 #if defined(_OPENMP)
     if (backend::cpu::run_parallel(shape.size())) {
       const std::size_t align = Node::is_flat ? std::max<std::size_t>(1, 64 / sizeof(T)) : 1;
-      SPLITMASK_OMP(parallel)
-      {
+      SPLITMASK_OMP(parallel) {
         std::size_t begin = 0, end = 0;
         backend::cpu::share(work, static_cast<std::size_t>(omp_get_thread_num()),
                             static_cast<std::size_t>(omp_get_num_threads()), align, begin, end);

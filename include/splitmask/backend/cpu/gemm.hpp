@@ -53,7 +53,8 @@ void eigen_gemm(const gemm_args<T>& g, const T* a, const T* b, T* c) {
   if (!g.transpose_a && !g.transpose_b) eigen_product(C, A, B, g.alpha, g.beta);
   if (!g.transpose_a && g.transpose_b) eigen_product(C, A, B.transpose(), g.alpha, g.beta);
   if (g.transpose_a && !g.transpose_b) eigen_product(C, A.transpose(), B, g.alpha, g.beta);
-  if (g.transpose_a && g.transpose_b) eigen_product(C, A.transpose(), B.transpose(), g.alpha, g.beta);
+  if (g.transpose_a && g.transpose_b)
+    eigen_product(C, A.transpose(), B.transpose(), g.alpha, g.beta);
 }
 
 #if defined(SPLITMASK_USE_OPENBLAS)
@@ -92,8 +93,7 @@ template <class T, class Product>
 void gemm_batched(const gemm_args<T>& g, Product product) {
   const std::size_t sa = g.m * g.k, sb = g.k * g.n, sc = g.m * g.n;
   const std::size_t madds = g.m * g.n * g.k;
-  const bool parallel_batch =
-      g.batch > 1 && madds < small_product && run_parallel(g.batch * madds);
+  const bool parallel_batch = g.batch > 1 && madds < small_product && run_parallel(g.batch * madds);
   const std::ptrdiff_t batch = static_cast<std::ptrdiff_t>(g.batch);
   SPLITMASK_OMP(parallel for if (parallel_batch) schedule(static))
   for (std::ptrdiff_t i = 0; i < batch; ++i) {

@@ -17,8 +17,9 @@ namespace splitmask::backend::cuda {
                         std::to_string(line) + ": " + cudaGetErrorName(status) + " (" +
                         cudaGetErrorString(status) + ")";
   if (status == cudaErrorNoKernelImageForDevice || status == cudaErrorUnsupportedPtxVersion)
-    message += "; this build does not include the card's architecture: rebuild with "
-               "-DCMAKE_CUDA_ARCHITECTURES=<the card's sm number, e.g. 90 for H100>";
+    message +=
+        "; this build does not include the card's architecture: rebuild with "
+        "-DCMAKE_CUDA_ARCHITECTURES=<the card's sm number, e.g. 90 for H100>";
   if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver)
     message += "; no usable CUDA device or driver is present";
   throw cuda_error(message);
@@ -33,12 +34,11 @@ namespace splitmask::backend::cuda {
 
 }  // namespace splitmask::backend::cuda
 
-#define SPLITMASK_CUDA_CHECK(call)                                                       \
-  do {                                                                                   \
-    const cudaError_t splitmask_status_ = (call);                                        \
-    if (splitmask_status_ != cudaSuccess)                                                \
-      ::splitmask::backend::cuda::throw_cuda_error(splitmask_status_, #call, __FILE__,   \
-                                                   __LINE__);                            \
+#define SPLITMASK_CUDA_CHECK(call)                                                                \
+  do {                                                                                            \
+    const cudaError_t splitmask_status_ = (call);                                                 \
+    if (splitmask_status_ != cudaSuccess)                                                         \
+      ::splitmask::backend::cuda::throw_cuda_error(splitmask_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
 #define SPLITMASK_CUBLAS_CHECK(call)                                                     \

@@ -11,8 +11,8 @@
 
 #include "splitmask/backend/cuda/check.cuh"
 #include "splitmask/backend/cuda/context.cuh"
-#include "splitmask/core/device.hpp"
 #include "splitmask/core/backend.hpp"
+#include "splitmask/core/device.hpp"
 
 namespace splitmask::backend::cuda {
 
@@ -96,8 +96,9 @@ struct evaluate_backend<device::cuda> {
       cu::evaluate_flat<<<cu::grid_for(n, cu::threads_per_block, ctx), cu::threads_per_block, 0,
                           ctx.stream()>>>(dst, node, n);
     } else {
-      cu::evaluate_elements<length><<<cu::grid_for(n, cu::threads_per_block, ctx),
-                                      cu::threads_per_block, 0, ctx.stream()>>>(dst, node, n);
+      cu::evaluate_elements<length>
+          <<<cu::grid_for(n, cu::threads_per_block, ctx), cu::threads_per_block, 0, ctx.stream()>>>(
+              dst, node, n);
     }
     SPLITMASK_CUDA_CHECK(cudaGetLastError());
   }

@@ -34,12 +34,12 @@ struct gemm_backend<device::cuda> {
     const long long sc = static_cast<long long>(g.m) * g.n;
     if constexpr (std::is_same_v<T, float>) {
       SPLITMASK_CUBLAS_CHECK(cublasSgemmStridedBatched(ctx_handle, op_b, op_a, n, m, k, &g.alpha,
-                                                       g.b, ldb, sb, g.a, lda, sa, &g.beta, g.c,
-                                                       n, sc, batch));
+                                                       g.b, ldb, sb, g.a, lda, sa, &g.beta, g.c, n,
+                                                       sc, batch));
     } else {
       SPLITMASK_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx_handle, op_b, op_a, n, m, k, &g.alpha,
-                                                       g.b, ldb, sb, g.a, lda, sa, &g.beta, g.c,
-                                                       n, sc, batch));
+                                                       g.b, ldb, sb, g.a, lda, sa, &g.beta, g.c, n,
+                                                       sc, batch));
     }
   }
 

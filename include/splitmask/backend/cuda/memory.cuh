@@ -39,22 +39,22 @@ struct allocator<device::cuda> {
 
 // Host <-> device copies return once the data has arrived, so the host may read or reuse its
 // buffer at once; device -> device copies are ordered on the thread's stream.
+inline void copy_with_host(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  if (bytes == 0) return;
+  auto& ctx = backend::cuda::context::current();
+  SPLITMASK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, ctx.stream()));
+  ctx.synchronize();
+}
 template <>
 struct copier<device::cuda, device::cpu> {
   static void run(void* dst, const void* src, std::size_t bytes) {
-    if (bytes == 0) return;
-    auto& ctx = backend::cuda::context::current();
-    SPLITMASK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx.stream()));
-    ctx.synchronize();
+    copy_with_host(dst, src, bytes, cudaMemcpyHostToDevice);
   }
 };
 template <>
 struct copier<device::cpu, device::cuda> {
   static void run(void* dst, const void* src, std::size_t bytes) {
-    if (bytes == 0) return;
-    auto& ctx = backend::cuda::context::current();
-    SPLITMASK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx.stream()));
-    ctx.synchronize();
+    copy_with_host(dst, src, bytes, cudaMemcpyDeviceToHost);
   }
 };
 template <>

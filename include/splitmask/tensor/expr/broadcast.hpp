@@ -130,7 +130,8 @@ constexpr auto broadcast_to(const Node& node, const To& to) {
                   "An operand broadcasts when its extents are the destination's trailing "
                   "extents, the last of which may be 1");
     if constexpr (From::rank == To::rank && !To::is_static) {
-      if (node.extents().leading() != to.leading()) detail::throw_batch_mismatch(node.extents(), to);
+      if (node.extents().leading() != to.leading())
+        detail::throw_batch_mismatch(node.extents(), to);
     }
     if constexpr (std::is_same_v<From, To>) {
       return node;

@@ -42,8 +42,8 @@ template <class Op, class A, class B>
 struct binary_expr : expression_node {
   static_assert(std::is_same_v<typename A::value_type, typename B::value_type>,
                 "splitmask: operands have different value types; convert one with cast<T>(x)");
-  using value_type =
-      decltype(Op{}(std::declval<typename A::value_type>(), std::declval<typename B::value_type>()));
+  using value_type = decltype(Op{}(std::declval<typename A::value_type>(),
+                                   std::declval<typename B::value_type>()));
   using extents_type = broadcast_extents_t<typename A::extents_type, typename B::extents_type>;
   using device_type = common_device_t<typename A::device_type, typename B::device_type>;
   static constexpr bool is_flat = A::is_flat && B::is_flat;
@@ -95,9 +95,7 @@ struct select_expr : expression_node {
   constexpr select_expr() = default;
   constexpr select_expr(C c, A x, B y) : cond(c), a(x), b(y) {}
 
-  constexpr extents_type extents() const {
-    return extents_of_first<extents_type>(cond, a, b);
-  }
+  constexpr extents_type extents() const { return extents_of_first<extents_type>(cond, a, b); }
   template <class Rows>
   SPLITMASK_HD void begin_row(std::size_t r, const Rows& rows) {
     cond.begin_row(r, rows);
@@ -129,8 +127,9 @@ template <class X, class Y>
 using operand_value_t = typename operand_value<X, Y>::type;
 
 template <class X, class Y>
-inline constexpr bool binary_operands_v =
-    (is_operand_v<X> && (is_operand_v<Y> || is_scalar_v<Y>)) || (is_scalar_v<X> && is_operand_v<Y>);
+inline constexpr bool binary_operands_v = (is_operand_v<X> &&
+                                           (is_operand_v<Y> || is_scalar_v<Y>)) ||
+                                          (is_scalar_v<X> && is_operand_v<Y>);
 
 // The value type of select's branches: the operand's, or the scalars' common type.
 template <class X, class Y, bool = is_operand_v<X>, bool = is_operand_v<Y>>
@@ -160,18 +159,19 @@ constexpr auto make_binary(const X& x, const Y& y) {
                 "splitmask: a scalar with a bool operand; convert the operand with cast<T>(x)");
   const auto a = as_node_or_scalar<T>(x);
   const auto b = as_node_or_scalar<T>(y);
-  using E = broadcast_extents_t<typename decltype(a)::extents_type, typename decltype(b)::extents_type>;
+  using E =
+      broadcast_extents_t<typename decltype(a)::extents_type, typename decltype(b)::extents_type>;
   const E shape = extents_of_first<E>(a, b);
   auto ba = broadcast_to<E>(a, shape);
   auto bb = broadcast_to<E>(b, shape);
   return binary_expr<Op, decltype(ba), decltype(bb)>(ba, bb);
 }
 
-#define SPLITMASK_UNARY_FUNCTION(name)                                              \
-  template <class X, std::enable_if_t<is_operand_v<X>, int> = 0>                    \
-  constexpr auto name(X&& x) {                                                      \
-    check_operand<X>();                                                             \
-    return make_unary<functors::name>(x);                                           \
+#define SPLITMASK_UNARY_FUNCTION(name)                           \
+  template <class X, std::enable_if_t<is_operand_v<X>, int> = 0> \
+  constexpr auto name(X&& x) {                                   \
+    check_operand<X>();                                          \
+    return make_unary<functors::name>(x);                        \
   }
 SPLITMASK_UNARY_FUNCTION(abs)
 SPLITMASK_UNARY_FUNCTION(exp)
@@ -198,12 +198,12 @@ constexpr auto cast(X&& x) {
   return make_unary<functors::cast_to<U>>(x);
 }
 
-#define SPLITMASK_BINARY_OPERATOR(op, functor)                                              \
-  template <class X, class Y, std::enable_if_t<detail::binary_operands_v<X, Y>, int> = 0>   \
-  constexpr auto operator op(X&& x, Y&& y) {                                                \
-    check_operand<X>();                                                                     \
-    check_operand<Y>();                                                                     \
-    return make_binary<functors::functor>(x, y);                                            \
+#define SPLITMASK_BINARY_OPERATOR(op, functor)                                            \
+  template <class X, class Y, std::enable_if_t<detail::binary_operands_v<X, Y>, int> = 0> \
+  constexpr auto operator op(X&& x, Y&& y) {                                              \
+    check_operand<X>();                                                                   \
+    check_operand<Y>();                                                                   \
+    return make_binary<functors::functor>(x, y);                                          \
   }
 SPLITMASK_BINARY_OPERATOR(+, plus)
 SPLITMASK_BINARY_OPERATOR(-, minus)
@@ -233,8 +233,8 @@ constexpr auto max(X&& x, Y&& y) {
 
 /// `condition ? if_true : if_false` elementwise; the branches may be scalars.
 template <class C, class X, class Y,
-          std::enable_if_t<is_operand_v<C> && (is_operand_v<X> || is_scalar_v<X>) &&
-                               (is_operand_v<Y> || is_scalar_v<Y>),
+          std::enable_if_t<is_operand_v<C> && (is_operand_v<X> ||
+                                               is_scalar_v<X>)&&(is_operand_v<Y> || is_scalar_v<Y>),
                            int> = 0>
 constexpr auto select(C&& condition, X&& if_true, Y&& if_false) {
   check_operand<C>();
@@ -244,8 +244,9 @@ constexpr auto select(C&& condition, X&& if_true, Y&& if_false) {
   const auto c = as_node(condition);
   const auto a = as_node_or_scalar<T>(if_true);
   const auto b = as_node_or_scalar<T>(if_false);
-  using E = broadcast_extents_t<typename decltype(c)::extents_type, typename decltype(a)::extents_type,
-                                typename decltype(b)::extents_type>;
+  using E =
+      broadcast_extents_t<typename decltype(c)::extents_type, typename decltype(a)::extents_type,
+                          typename decltype(b)::extents_type>;
   const E shape = extents_of_first<E>(c, a, b);
   auto bc = broadcast_to<E>(c, shape);
   auto ba = broadcast_to<E>(a, shape);

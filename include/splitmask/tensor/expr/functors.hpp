@@ -6,14 +6,15 @@
 
 namespace splitmask::functors {
 
-#define SPLITMASK_UNARY_FUNCTOR(name, expr)            \
-  struct name {                                        \
-    template <class T>                                 \
-    SPLITMASK_HD T operator()(T x) const {             \
-      return expr;                                     \
-    }                                                  \
+#define SPLITMASK_UNARY_FUNCTOR(name, expr) \
+  struct name {                             \
+    template <class T>                      \
+    SPLITMASK_HD T operator()(T x) const {  \
+      return expr;                          \
+    }                                       \
   };
 
+// clang-format off
 SPLITMASK_UNARY_FUNCTOR(negate, -x)
 SPLITMASK_UNARY_FUNCTOR(abs, math::abs(x))
 SPLITMASK_UNARY_FUNCTOR(exp, math::exp(x))
@@ -27,16 +28,18 @@ SPLITMASK_UNARY_FUNCTOR(square, x * x)
 SPLITMASK_UNARY_FUNCTOR(relu, x < T(0) ? T(0) : x)
 // The exact GELU: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)).
 SPLITMASK_UNARY_FUNCTOR(gelu, T(0.5) * x * (T(1) + math::erf(x * T(0.70710678118654752440))))
+// clang-format on
 #undef SPLITMASK_UNARY_FUNCTOR
 
-#define SPLITMASK_BINARY_FUNCTOR(name, expr)           \
-  struct name {                                        \
-    template <class T>                                 \
-    SPLITMASK_HD auto operator()(T a, T b) const {     \
-      return expr;                                     \
-    }                                                  \
+#define SPLITMASK_BINARY_FUNCTOR(name, expr)       \
+  struct name {                                    \
+    template <class T>                             \
+    SPLITMASK_HD auto operator()(T a, T b) const { \
+      return expr;                                 \
+    }                                              \
   };
 
+// clang-format off
 SPLITMASK_BINARY_FUNCTOR(plus, a + b)
 SPLITMASK_BINARY_FUNCTOR(minus, a - b)
 SPLITMASK_BINARY_FUNCTOR(multiplies, a * b)
@@ -49,6 +52,7 @@ SPLITMASK_BINARY_FUNCTOR(greater, a > b)
 SPLITMASK_BINARY_FUNCTOR(greater_equal, a >= b)
 SPLITMASK_BINARY_FUNCTOR(equal_to, a == b)
 SPLITMASK_BINARY_FUNCTOR(not_equal_to, a != b)
+// clang-format on
 #undef SPLITMASK_BINARY_FUNCTOR
 
 template <class U>

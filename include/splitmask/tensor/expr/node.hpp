@@ -36,8 +36,7 @@ struct has_expression<T, std::void_t<decltype(std::declval<const T&>().expressio
 
 /// Operands of expressions: nodes, and anything with an `expression()` (tensors and views).
 template <class T>
-inline constexpr bool is_operand_v =
-    is_node_v<T> || detail::has_expression<std::decay_t<T>>::value;
+inline constexpr bool is_operand_v = is_node_v<T> || detail::has_expression<std::decay_t<T>>::value;
 
 /// Scalars mix with operands and are converted to the operand's value type.
 template <class T>
@@ -87,8 +86,7 @@ struct leaf_expr : expression_node {
   // the destination's rows onto other rows of this leaf.
   template <class F>
   void visit_leaves(F& f, bool row_identity) const {
-    f(static_cast<const void*>(data), shape.size() * sizeof(T), Extents::row_length,
-      row_identity);
+    f(static_cast<const void*>(data), shape.size() * sizeof(T), Extents::row_length, row_identity);
   }
 };
 

@@ -63,7 +63,8 @@ constexpr auto uniform(const counter_rng& rng, const Extents& shape, T low = T(0
 
 /// A tensor of shape `shape` normal with the given mean and standard deviation.
 template <class T, class Extents>
-constexpr auto normal(const counter_rng& rng, const Extents& shape, T mean = T(0), T stddev = T(1)) {
+constexpr auto normal(const counter_rng& rng, const Extents& shape, T mean = T(0),
+                      T stddev = T(1)) {
   return random_expr<T, Extents, distributions::normal>(rng, shape, mean, stddev);
 }
 

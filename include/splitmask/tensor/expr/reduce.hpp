@@ -16,32 +16,52 @@ namespace reductions {
 struct sum {
   static constexpr bool is_sum = true;
   template <class T>
-  SPLITMASK_HD static T identity() { return T(0); }
+  SPLITMASK_HD static T identity() {
+    return T(0);
+  }
   template <class T>
-  SPLITMASK_HD static T term(T x) { return x; }
+  SPLITMASK_HD static T term(T x) {
+    return x;
+  }
   template <class T>
-  SPLITMASK_HD static T combine(T a, T b) { return a + b; }
+  SPLITMASK_HD static T combine(T a, T b) {
+    return a + b;
+  }
   template <class T>
-  SPLITMASK_HD static T finish(T acc, std::size_t) { return acc; }
+  SPLITMASK_HD static T finish(T acc, std::size_t) {
+    return acc;
+  }
 };
 struct mean : sum {
   template <class T>
-  SPLITMASK_HD static T finish(T acc, std::size_t n) { return acc / static_cast<T>(n); }
+  SPLITMASK_HD static T finish(T acc, std::size_t n) {
+    return acc / static_cast<T>(n);
+  }
 };
 struct sum_squares : sum {
   template <class T>
-  SPLITMASK_HD static T term(T x) { return x * x; }
+  SPLITMASK_HD static T term(T x) {
+    return x * x;
+  }
 };
 struct max {
   static constexpr bool is_sum = false;
   template <class T>
-  SPLITMASK_HD static T identity() { return -math::infinity<T>(); }
+  SPLITMASK_HD static T identity() {
+    return -math::infinity<T>();
+  }
   template <class T>
-  SPLITMASK_HD static T term(T x) { return x; }
+  SPLITMASK_HD static T term(T x) {
+    return x;
+  }
   template <class T>
-  SPLITMASK_HD static T combine(T a, T b) { return math::max(a, b); }
+  SPLITMASK_HD static T combine(T a, T b) {
+    return math::max(a, b);
+  }
   template <class T>
-  SPLITMASK_HD static T finish(T acc, std::size_t) { return acc; }
+  SPLITMASK_HD static T finish(T acc, std::size_t) {
+    return acc;
+  }
 };
 }  // namespace reductions
 
