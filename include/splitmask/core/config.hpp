@@ -10,7 +10,6 @@
 // functors, the counter-based RNG).
 #if defined(__CUDACC__)
 #define SPLITMASK_HD __host__ __device__
-#define SPLITMASK_DEVICE_CODE 1
 #else
 #define SPLITMASK_HD
 #endif
@@ -29,10 +28,4 @@
 #define SPLITMASK_OMP(x) SPLITMASK_PRAGMA(omp x)
 #else
 #define SPLITMASK_OMP(x)
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define SPLITMASK_RESTRICT __restrict__
-#else
-#define SPLITMASK_RESTRICT
 #endif
