@@ -1,10 +1,11 @@
 // Counter-based RNG tests shared by the CPU and CUDA suites: a device fills tensors with the
-// same numbers as the host's scalar generator (uniform bits exactly; normals to a few ulps).
+// same numbers as the host's scalar generator (uniform bits exactly; normals to a few ulps of their scale).
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 #include "splitmask/core/extents.hpp"
@@ -33,8 +34,12 @@ void check_random_fill_matches_scalar_draws() {
   }
   const auto cu = compare(uv, uref, 0, 0);
   CHECK_MESSAGE(cu.ok, "uniform, bit for bit: " << cu.describe());
-  const auto cg = compare(gv, gref, 0, 8 * std::numeric_limits<T>::epsilon());
-  CHECK_MESSAGE(cg.ok, "normal, to a few ulps: " << cg.describe());
+  // Box-Muller's log and cos come from each device's math library; near a zero of the cosine
+  // their last-bit differences are large relative to the value, so the absolute tolerance is a
+  // few ulps of the distribution's scale (sigma 2 times a radius of up to about 6), not of it.
+  const T eps = std::numeric_limits<T>::epsilon();
+  const auto cg = compare(gv, gref, 2 * 6 * 4 * eps, 8 * eps);
+  CHECK_MESSAGE(cg.ok, "normal, to a few ulps of the scale: " << cg.describe());
 }
 
 }  // namespace splitmask::testing
