@@ -52,6 +52,12 @@ class tensor_view {
     b.extents_ = e;
   }
 
+  /// Points this window at other memory (assignment, by contrast, writes elements).
+  constexpr void reset(T* data, const Extents& shape) noexcept {
+    data_ = data;
+    extents_ = shape;
+  }
+
   /// Writes `other`'s elements into this view's.
   tensor_view& operator=(const tensor_view& other) {
     assign_from(other);

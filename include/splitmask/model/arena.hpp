@@ -1,0 +1,57 @@
+// One allocation, many tensors. Parameters, gradients and saved activations are structs of
+// views whose `bind(arena_cursor&)` carves them out of one buffer: a first pass with no memory
+// counts the elements, then the buffer is allocated (zeroed) and the views bound into it.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+#include "splitmask/core/device.hpp"
+#include "splitmask/tensor/storage.hpp"
+#include "splitmask/tensor/tensor_view.hpp"
+
+namespace splitmask {
+
+/// Hands out consecutive, 64-byte aligned views of an arena (or only counts, with no base).
+template <class T>
+class arena_cursor {
+ public:
+  static constexpr std::size_t alignment = 64 / sizeof(T) > 0 ? 64 / sizeof(T) : 1;  // elements
+
+  explicit arena_cursor(T* base = nullptr) : base_(base) {}
+
+  /// Points `view` (of a static shape) at the next elements. While counting it gets no memory.
+  template <class E>
+  void place(tensor_view<T, E>& view) {
+    static_assert(E::is_static, "splitmask::arena_cursor: a dynamic shape needs its batch");
+    place(view, E::static_extent(0));
+  }
+  /// Points `view` at the next elements of its shape with `leading` items of the leading axis.
+  template <class E>
+  void place(tensor_view<T, E>& view, std::size_t leading) {
+    const E shape(leading);
+    used_ = (used_ + alignment - 1) / alignment * alignment;
+    view.reset(base_ ? base_ + used_ : nullptr, shape);
+    used_ += shape.size();
+  }
+  /// Elements handed out so far, padding included.
+  std::size_t used() const { return used_; }
+
+ private:
+  T* base_;
+  std::size_t used_ = 0;
+};
+
+/// Binds `layout` (anything with bind(arena_cursor<T>&)) into a new zeroed host buffer sized
+/// by a counting pass, and returns the buffer, which owns the memory the views point to.
+template <class T, class Layout>
+buffer<T, device::cpu> bind_arena(Layout& layout) {
+  arena_cursor<T> counter;
+  layout.bind(counter);
+  buffer<T, device::cpu> memory(counter.used());
+  arena_cursor<T> cursor(memory.data());
+  layout.bind(cursor);
+  return memory;
+}
+
+}  // namespace splitmask

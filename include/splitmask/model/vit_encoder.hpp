@@ -1,0 +1,275 @@
+// The ViT encoder of a vit_config: patch embedding plus positions, `depth` pre-norm blocks and a
+// final LayerNorm, run on any number n of tokens fixed at compile time (N for whole images, N_A
+// or N_B for SplitMask's subsets). Parameters and gradients are two arenas of the same layout;
+// each encoder_activations owns the saved activations and workspace for one n and one batch.
+//
+//   images (B, C, S, S)   patches (B, N, C·P·P)   tokens (B, N, D)   x, out (B, n, D)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "splitmask/core/rng.hpp"
+#include "splitmask/model/arena.hpp"
+#include "splitmask/model/init.hpp"
+#include "splitmask/model/transformer_block.hpp"
+#include "splitmask/model/vit_config.hpp"
+#include "splitmask/ops/layernorm.hpp"
+#include "splitmask/ops/linear.hpp"
+#include "splitmask/ops/patchify.hpp"
+#include "splitmask/ops/position_embedding.hpp"
+#include "splitmask/ops/tokens.hpp"
+#include "splitmask/tensor/copy.hpp"
+#include "splitmask/tensor/tensor.hpp"
+
+namespace splitmask {
+
+/// The encoder's parameters (one instance) or their gradients (another), with timm's names.
+template <class Config, class T>
+struct encoder_parameters {
+  static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
+  static constexpr std::size_t N = Config::patches, D = Config::width;
+  static constexpr std::size_t patch_length = Config::patch_length;
+  using block = transformer_block<T, D, Config::heads, Config::mlp_width>;
+  static constexpr bool learned_position = Config::position == position_embedding::learned;
+
+  tensor_view<T, extents<D, patch_length>> patch_embed_weight;  // (D, C·P·P) = (D, C, P, P)
+  tensor_view<T, extents<D>> patch_embed_bias;                  // (D)
+  tensor_view<T, extents<N, D>> position;                       // (N, D), learned only
+  std::vector<typename block::parameters> blocks =
+      std::vector<typename block::parameters>(Config::depth);
+  tensor_view<T, extents<D>> norm_weight, norm_bias;  // (D)
+
+  void bind(arena_cursor<T>& a) {
+    a.place(patch_embed_weight);
+    a.place(patch_embed_bias);
+    if constexpr (learned_position) a.place(position);
+    for (auto& b : blocks) b.bind(a);
+    a.place(norm_weight);
+    a.place(norm_bias);
+  }
+
+  /// f(name, view, role) for every tensor, in a fixed order, with timm's names and shapes
+  /// (the patch embedding as (D, C, P, P), learned positions as (1, N, D)).
+  template <class F>
+  void for_each(F&& f) const {
+    constexpr std::size_t C = Config::channels, P = Config::patch_size;
+    f(std::string("patch_embed.proj.weight"),
+      patch_embed_weight.template reshape<extents<D, C, P, P>>(), parameter_role::weight);
+    f(std::string("patch_embed.proj.bias"), patch_embed_bias, parameter_role::bias);
+    if constexpr (learned_position)
+      f(std::string("pos_embed"), position.template reshape<extents<1, N, D>>(),
+        parameter_role::embedding);
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      blocks[i].for_each("blocks." + std::to_string(i) + ".", f);
+    f(std::string("norm.weight"), norm_weight, parameter_role::norm_scale);
+    f(std::string("norm.bias"), norm_bias, parameter_role::bias);
+  }
+};
+
+/// Saved activations and workspace of the encoder for n tokens per image and a batch.
+template <class Config, class T, std::size_t n>
+struct encoder_activations {
+  static constexpr std::size_t D = Config::width;
+  using block = transformer_block<T, D, Config::heads, Config::mlp_width>;
+
+  std::size_t batch = 0;
+  std::vector<typename block::template activations<n>> blocks =
+      std::vector<typename block::template activations<n>>(Config::depth);
+  typename block::template workspace<n> workspace;
+  tensor_view<T, extents<dynamic, n, D>> final_input;           // (B, n, D) last block's output
+  tensor_view<T, extents<dynamic, n, 1>> norm_mean, norm_rstd;  // (B, n, 1)
+  tensor_view<T, extents<dynamic, n, D>> output;                // (B, n, D) after the final norm
+
+  encoder_activations() = default;
+  explicit encoder_activations(std::size_t batch_size) { resize(batch_size); }
+  // Moving keeps the views valid (they point into the moved buffer). Assignment is deleted:
+  // assigning views writes elements, so a member-wise assignment would copy data, not rebind.
+  encoder_activations(encoder_activations&&) = default;
+  encoder_activations& operator=(encoder_activations&&) = delete;
+
+  /// Sizes everything for `batch_size` images (reallocating only when it changes).
+  void resize(std::size_t batch_size) {
+    if (batch_size == batch && memory_.data() != nullptr) return;
+    batch = batch_size;
+    memory_ = bind_arena<T>(*this);
+  }
+
+  void bind(arena_cursor<T>& a) {
+    for (auto& b : blocks) {
+      b.batch = batch;
+      b.bind(a);
+    }
+    workspace.batch = batch;
+    workspace.bind(a);
+    a.place(final_input, batch);
+    a.place(norm_mean, batch);
+    a.place(norm_rstd, batch);
+    a.place(output, batch);
+  }
+
+  /// Bytes held.
+  std::size_t bytes() const { return memory_.size() * sizeof(T); }
+
+ private:
+  buffer<T, device::cpu> memory_;
+};
+
+template <class Config, class T = float>
+class vit_encoder {
+  static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
+  static_assert(std::is_floating_point_v<T>, "splitmask: the encoder computes in float or double");
+
+ public:
+  using config = Config;
+  using value_type = T;
+  using parameters = encoder_parameters<Config, T>;
+  template <std::size_t n>
+  using activations = encoder_activations<Config, T, n>;
+  using block = typename parameters::block;
+  static constexpr std::size_t N = Config::patches, D = Config::width;
+  static constexpr std::size_t C = Config::channels, S = Config::image_size;
+  static constexpr std::size_t P = Config::patch_size, patch_length = Config::patch_length;
+  using image_extents = extents<dynamic, C, S, S>;          // (B, C, S, S)
+  using patch_extents = extents<dynamic, N, patch_length>;  // (B, N, C·P·P)
+  using token_extents = extents<dynamic, N, D>;             // (B, N, D)
+
+  /// Allocates parameters and gradients and initialises the parameters from `seed`.
+  explicit vit_encoder(std::uint64_t seed = 0) {
+    params_memory_ = bind_arena<T>(params_);
+    grads_memory_ = bind_arena<T>(grads_);
+    if constexpr (Config::position == position_embedding::sincos)
+      sincos_position_embedding<Config::grid>(fixed_position_);
+    initialise_parameters(seed);
+  }
+  vit_encoder(vit_encoder&&) = default;  // the views follow the moved arenas
+  vit_encoder& operator=(vit_encoder&&) = delete;  // view assignment writes elements
+
+  const parameters& params() const { return params_; }
+  const parameters& grads() const { return grads_; }
+
+  /// All parameters (or gradients) as one flat array, in the arena's order (for optimisers).
+  tensor_view<T, extents<dynamic>> flat_params() const { return flat(params_memory_); }
+  tensor_view<T, extents<dynamic>> flat_grads() const { return flat(grads_memory_); }
+  /// Number of parameters (without the arena's alignment padding).
+  static constexpr std::size_t parameter_count() { return Config::encoder_parameters; }
+
+  /// Draws every parameter again from `seed` (MAE/BEiT initialisation).
+  void initialise_parameters(std::uint64_t seed) {
+    std::uint64_t stream = 0;
+    params_.for_each([&](const std::string&, auto v, parameter_role role) {
+      initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
+    });
+  }
+
+  void zero_grads() { flat_grads() = T(0); }
+
+  /// The positional embedding added to the tokens: fixed sin-cos or the learned parameter.
+  tensor_view<const T, extents<N, D>> position() const {
+    if constexpr (Config::position == position_embedding::learned) {
+      return params_.position;
+    } else {
+      return fixed_position_.view();
+    }
+  }
+
+  /// tokens = patches W_pe^T + b_pe + position.
+  template <class Tokens, class Patches>
+  void embed(Tokens&& tokens, const Patches& patches) const {
+    linear_forward(tokens, patches, params_.patch_embed_weight, params_.patch_embed_bias);
+    tokens = tokens.view() + position();
+  }
+
+  /// Accumulates the patch embedding's (and learned positions') gradients from d_tokens.
+  template <class DTokens, class Patches>
+  void embed_backward(const DTokens& d_tokens, const Patches& patches) {
+    linear_backward_params(grads_.patch_embed_weight, grads_.patch_embed_bias, d_tokens, patches);
+    if constexpr (Config::position == position_embedding::learned) {
+      const auto d = d_tokens.view();
+      for (std::size_t b = 0; b < d.batch(); ++b) grads_.position = grads_.position + d[b];
+    }
+  }
+
+  /// Runs the blocks and the final LayerNorm on x (B, n, D); returns act.output.
+  template <std::size_t n, class X>
+  tensor_view<T, extents<dynamic, n, D>> forward(activations<n>& act, const X& x) const {
+    const auto vx = x.view();
+    static_assert(std::is_same_v<typename decltype(vx)::extents_type, extents<dynamic, n, D>>,
+                  "splitmask::vit_encoder::forward: x must be (B, n, D) for activations<n>");
+    if (vx.batch() != act.batch)
+      throw shape_error("splitmask::vit_encoder::forward: x holds " + std::to_string(vx.batch()) +
+                        " images but the activations were sized for " + std::to_string(act.batch));
+    copy(act.blocks[0].input, vx);
+    for (std::size_t i = 0; i < Config::depth; ++i) {
+      const auto& next = i + 1 < Config::depth ? act.blocks[i + 1].input : act.final_input;
+      block::forward(params_.blocks[i], act.blocks[i], act.workspace, next, Config::layer_norm_eps);
+    }
+    layernorm_forward(act.output, act.norm_mean, act.norm_rstd, act.final_input,
+                      params_.norm_weight, params_.norm_bias, Config::layer_norm_eps);
+    return act.output;
+  }
+
+  /// d_x (written) from d_out, the gradient of forward's output; parameter gradients
+  /// accumulate. `act` must hold the forward of the same x.
+  template <std::size_t n, class DX, class DOut>
+  void backward(const activations<n>& act, DX&& d_x, const DOut& d_out) {
+    layernorm_backward(d_x, grads_.norm_weight, grads_.norm_bias, d_out, act.final_input,
+                       act.norm_mean, act.norm_rstd, params_.norm_weight);
+    for (std::size_t i = Config::depth; i-- > 0;)
+      block::backward(params_.blocks[i], grads_.blocks[i], act.blocks[i], act.workspace, d_x);
+  }
+
+  /// Matrix-product FLOPs (2·M·N·K) of one forward on n tokens per image, patch embedding
+  /// included when `embedding`.
+  static constexpr double forward_flops(double batch, double n, bool embedding = true) {
+    return Config::depth * block::forward_flops(batch, n) +
+           (embedding ? 2.0 * batch * N * patch_length * D : 0.0);
+  }
+
+ private:
+  static tensor_view<T, extents<dynamic>> flat(const buffer<T, device::cpu>& memory) {
+    return {memory.data(), extents<dynamic>(memory.size())};
+  }
+
+  parameters params_, grads_;
+  buffer<T, device::cpu> params_memory_, grads_memory_;
+  tensor<T, extents<N, D>> fixed_position_;
+};
+
+/// The representation used downstream: the mean over all N patches of the encoder's output
+/// for whole images. Owns its workspace; resizes it when the batch changes.
+template <class Config, class T = float>
+class vit_features {
+ public:
+  using encoder_type = vit_encoder<Config, T>;
+  static constexpr std::size_t N = Config::patches, D = Config::width;
+
+  /// features (B, D) of images (B, C, S, S).
+  template <class Images>
+  tensor_view<T, extents<dynamic, D>> operator()(const encoder_type& encoder,
+                                                 const Images& images) {
+    const auto vi = images.view();
+    static_assert(
+        std::is_same_v<typename decltype(vi)::extents_type, typename encoder_type::image_extents>,
+        "splitmask::vit_features: images must be (B, C, S, S) of the config");
+    const std::size_t b = vi.batch();
+    patches_.resize(b);
+    tokens_.resize(b);
+    pooled_.resize(b);
+    activations_.resize(b);
+    patchify<Config::patch_size>(patches_, vi);
+    encoder.embed(tokens_, patches_);
+    mean_tokens_forward(pooled_, encoder.forward(activations_, tokens_));
+    return pooled_.view();
+  }
+
+ private:
+  tensor<T, typename encoder_type::patch_extents> patches_;
+  tensor<T, typename encoder_type::token_extents> tokens_;
+  tensor<T, extents<dynamic, D>> pooled_;
+  encoder_activations<Config, T, N> activations_;
+};
+
+}  // namespace splitmask

@@ -1,0 +1,83 @@
+// Softmax cross-entropy over rows of logits, fused and stable (log-sum-exp): the classifier
+// head's loss here, the SplitMask decoder's over K token ids later. Forward saves each row's
+// log-sum-exp; backward rebuilds the probabilities from it instead of storing them.
+//
+//   logits, d_logits (M, K)   targets (M) integers in [0, K)   lse (M)
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/tensor/tensor_view.hpp"
+
+namespace splitmask {
+
+/// Returns the mean over rows of -log softmax(logits)[target]; lse receives each row's
+/// log-sum-exp. Throws shape_error for a target outside [0, K).
+template <class Lse, class Logits, class Targets>
+double cross_entropy_forward(Lse&& lse, const Logits& logits, const Targets& targets) {
+  const auto vl = as_rows(logits);
+  const auto vt = targets.view();
+  const auto vs = lse.view();
+  detail::require_host<decltype(vl), decltype(vt), decltype(vs)>();
+  using T = typename decltype(vl)::value_type;
+  constexpr std::size_t K = decltype(vl)::extents_type::last;
+  const std::size_t rows = vl.extents().leading();
+  if (vt.size() != rows || vs.size() != rows)
+    throw shape_error("splitmask::cross_entropy_forward: " + std::to_string(rows) +
+                      " rows of logits, " + std::to_string(vt.size()) + " targets, " +
+                      std::to_string(vs.size()) + " log-sum-exp slots");
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto y = vt.data()[r];
+    if (y < 0 || static_cast<std::size_t>(y) >= K)
+      throw shape_error("splitmask::cross_entropy_forward: target " + std::to_string(y) +
+                        " of row " + std::to_string(r) + " is outside [0, " + std::to_string(K) +
+                        ")");
+  }
+  double total = 0;
+  SPLITMASK_OMP(parallel for reduction(+ : total) if (rows * K >= backend::cpu::parallel_threshold))
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
+    const auto r = static_cast<std::size_t>(i);
+    const T* row = vl.data() + r * K;
+    T m = row[0];
+    for (std::size_t k = 1; k < K; ++k) m = row[k] > m ? row[k] : m;
+    T sum = 0;
+    for (std::size_t k = 0; k < K; ++k) sum += std::exp(row[k] - m);
+    const T l = m + std::log(sum);
+    vs.data()[r] = l;
+    total += static_cast<double>(l - row[vt.data()[r]]);
+  }
+  return rows ? total / static_cast<double>(rows) : 0.0;
+}
+
+/// d_logits = scale / M * (softmax(logits) - onehot(target)): the gradient of `scale` times the
+/// mean loss. d_logits may be logits itself (in place).
+template <class DLogits, class Logits, class Lse, class Targets>
+void cross_entropy_backward(DLogits&& d_logits, const Logits& logits, const Lse& lse,
+                            const Targets& targets, double scale = 1.0) {
+  const auto vd = as_rows(d_logits);
+  const auto vl = as_rows(logits);
+  const auto vt = targets.view();
+  const auto vs = lse.view();
+  detail::require_host<decltype(vd), decltype(vl), decltype(vt), decltype(vs)>();
+  using T = typename decltype(vl)::value_type;
+  constexpr std::size_t K = decltype(vl)::extents_type::last;
+  const std::size_t rows = vl.extents().leading();
+  if (vd.extents().leading() != rows || vt.size() != rows || vs.size() != rows)
+    throw shape_error(
+        "splitmask::cross_entropy_backward: logits, gradient, targets and lse "
+        "disagree on rows");
+  const T g = rows ? T(scale / static_cast<double>(rows)) : T(0);
+  detail::parallel_for(rows, 2 * K, [&](std::size_t r) {
+    const T* row = vl.data() + r * K;
+    T* out = vd.data() + r * K;
+    const T l = vs.data()[r];
+    for (std::size_t k = 0; k < K; ++k) out[k] = g * std::exp(row[k] - l);
+    out[vt.data()[r]] -= g;
+  });
+}
+
+}  // namespace splitmask

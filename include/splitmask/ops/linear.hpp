@@ -1,0 +1,82 @@
+// linear: y = x W^T + b over the rows of x (timm's nn.Linear layout, W is (Out, In)).
+// The patch embedding, QKV, the projections and the MLP are all this op. With
+// write_mode::accumulate the forward adds to y: that is the residual add, fused into the GEMM
+// (beta = 1), and in backward the residual gradient then needs no copy.
+//
+//   x (..., In)   W (Out, In)   b (Out)   y (..., Out)
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+
+#include "splitmask/backend/cpu/gemm.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/ops/matmul.hpp"
+#include "splitmask/tensor/tensor_view.hpp"
+
+namespace splitmask {
+
+/// y = x W^T + b, or y += x W^T + b with write_mode::accumulate.
+template <class Y, class X, class W, class Bias>
+void linear_forward(Y&& y, const X& x, const W& w, const Bias& b,
+                    write_mode mode = write_mode::overwrite) {
+  auto y_rows = as_rows(y);
+  matmul(y_rows, as_rows(x), transposed(w), 1, mode == write_mode::accumulate ? 1 : 0);
+  y_rows = y_rows + b.view();
+}
+
+/// dx = dy W (written, or added with write_mode::accumulate).
+template <class DX, class DY, class W>
+void linear_backward_input(DX&& dx, const DY& dy, const W& w,
+                           write_mode mode = write_mode::overwrite) {
+  auto dx_rows = as_rows(dx);
+  matmul(dx_rows, as_rows(dy), w, 1, mode == write_mode::accumulate ? 1 : 0);
+}
+
+namespace detail {
+/// sums += the column sums of a (M, L) host matrix. Threads split the columns (each reads its
+/// slice of every row), so no thread-private partial sums are needed.
+template <class S, class M>
+void add_column_sums(S&& sums, const M& matrix) {
+  const auto s = sums.view();
+  const auto m = matrix.view();
+  require_host<decltype(s), decltype(m)>();
+  using T = typename decltype(s)::value_type;
+  constexpr std::size_t L = decltype(m)::extents_type::last;
+  static_assert(decltype(s)::extents_type::static_size == L,
+                "splitmask: the sums have another length than the rows");
+  constexpr std::size_t chunk = 64 / sizeof(T) * 2;  // two cache lines of columns per task
+  constexpr std::size_t chunks = (L + chunk - 1) / chunk;
+  const std::size_t rows = m.extents().leading();
+  T* out = s.data();
+  const T* in = m.data();
+  parallel_for(chunks, rows * chunk, [&](std::size_t j) {
+    const std::size_t begin = j * chunk, end = std::min(L, begin + chunk);
+    T acc[chunk] = {};
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* row = in + r * L;
+      for (std::size_t c = begin; c < end; ++c) acc[c - begin] += row[c];
+    }
+    for (std::size_t c = begin; c < end; ++c) out[c] += acc[c - begin];
+  });
+}
+}  // namespace detail
+
+/// dW += dy^T x, db += the sum of dy's rows.
+template <class DW, class DB, class DY, class X>
+void linear_backward_params(DW&& dw, DB&& db, const DY& dy, const X& x) {
+  const auto dy_rows = as_rows(dy);
+  matmul(dw, transposed(dy_rows), as_rows(x), 1, 1);
+  detail::add_column_sums(db, dy_rows);
+}
+
+/// Both gradients of linear_forward: dx (written or accumulated), dW and db (accumulated).
+template <class DX, class DW, class DB, class DY, class X, class W>
+void linear_backward(DX&& dx, DW&& dw, DB&& db, const DY& dy, const X& x, const W& w,
+                     write_mode mode = write_mode::overwrite) {
+  linear_backward_input(dx, dy, w, mode);
+  linear_backward_params(dw, db, dy, x);
+}
+
+}  // namespace splitmask

@@ -1,0 +1,137 @@
+// Token subsets and pooling. SplitMask runs the encoder on a subset of each image's patches:
+// gather picks n of the N token rows per image by position, scatter puts n rows back (the
+// decoder places encoded tokens at their positions); each is the other's backward.
+// mean_tokens pools an image's tokens into one descriptor.
+//
+//   all (B, N, D)   subset (B, n, D)   index (B, n) positions in [0, N)   pooled (B, D)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/tensor/tensor_view.hpp"
+
+namespace splitmask {
+
+namespace detail {
+template <class Sub, class All, class Index>
+struct token_subset_shapes {
+  using sub_extents = typename Sub::extents_type;
+  using all_extents = typename All::extents_type;
+  static constexpr std::size_t n = sub_extents::static_extent(1);
+  static constexpr std::size_t tokens = all_extents::static_extent(1);
+  static constexpr std::size_t width = sub_extents::last;
+  static_assert(sub_extents::rank == 3 && all_extents::rank == 3 && all_extents::last == width,
+                "splitmask: token subsets are (B, n, D) and the full set (B, N, D)");
+  static_assert(std::is_same_v<typename Index::extents_type, extents<dynamic, n>> &&
+                    std::is_integral_v<typename Index::value_type>,
+                "splitmask: the subset index is an integer tensor (B, n)");
+  static_assert(n <= tokens, "splitmask: a subset cannot hold more tokens than the image");
+
+  static void check(const Sub& sub, const All& all, const Index& index, const char* op) {
+    if (sub.batch() != all.batch() || index.batch() != all.batch())
+      throw shape_error(std::string("splitmask::") + op + ": subset " + to_string(sub.extents()) +
+                        ", tokens " + to_string(all.extents()) + " and index " +
+                        to_string(index.extents()) + " disagree on the batch");
+    for (std::size_t i = 0; i < index.size(); ++i) {
+      const auto p = index.data()[i];
+      if (p < 0 || static_cast<std::size_t>(p) >= tokens)
+        throw shape_error(std::string("splitmask::") + op + ": position " + std::to_string(p) +
+                          " is outside [0, " + std::to_string(tokens) + ")");
+    }
+  }
+};
+}  // namespace detail
+
+/// subset(b, i, :) = all(b, index(b, i), :).
+template <class Sub, class All, class Index>
+void gather_tokens(Sub&& subset, const All& all, const Index& index) {
+  const auto vs = subset.view();
+  const auto va = all.view();
+  const auto vi = index.view();
+  detail::require_host<decltype(vs), decltype(va), decltype(vi)>();
+  using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
+  S::check(vs, va, vi, "gather_tokens");
+  detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
+    for (std::size_t i = 0; i < S::n; ++i) {
+      const auto* src = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
+      auto* dst = vs.data() + (b * S::n + i) * S::width;
+      for (std::size_t c = 0; c < S::width; ++c) dst[c] = src[c];
+    }
+  });
+}
+
+/// all(b, index(b, i), :) = subset(b, i, :), or += with write_mode::accumulate (gather's
+/// backward). Rows of `all` not named by the index are left alone; positions within one image
+/// must be distinct.
+template <class All, class Sub, class Index>
+void scatter_tokens(All&& all, const Sub& subset, const Index& index,
+                    write_mode mode = write_mode::overwrite) {
+  const auto vs = subset.view();
+  const auto va = all.view();
+  const auto vi = index.view();
+  detail::require_host<decltype(vs), decltype(va), decltype(vi)>();
+  using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
+  S::check(vs, va, vi, "scatter_tokens");
+  const bool add = mode == write_mode::accumulate;
+  detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
+    for (std::size_t i = 0; i < S::n; ++i) {
+      const auto* src = vs.data() + (b * S::n + i) * S::width;
+      auto* dst = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
+      for (std::size_t c = 0; c < S::width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
+    }
+  });
+}
+
+/// pooled(b, :) = the mean over t of tokens(b, t, :).
+template <class Pooled, class Tokens>
+void mean_tokens_forward(Pooled&& pooled, const Tokens& tokens) {
+  const auto vp = pooled.view();
+  const auto vt = tokens.view();
+  detail::require_host<decltype(vp), decltype(vt)>();
+  using ET = typename decltype(vt)::extents_type;
+  using T = typename decltype(vp)::value_type;
+  constexpr std::size_t n = ET::static_extent(1), D = ET::last;
+  static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, D>>,
+                "splitmask::mean_tokens_forward: pooled is (B, D) for tokens (B, n, D)");
+  if (vp.batch() != vt.batch())
+    throw shape_error("splitmask::mean_tokens_forward: pooled and tokens disagree on the batch");
+  detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
+    T* out = vp.data() + b * D;
+    for (std::size_t c = 0; c < D; ++c) out[c] = 0;
+    for (std::size_t t = 0; t < n; ++t) {
+      const T* row = vt.data() + (b * n + t) * D;
+      for (std::size_t c = 0; c < D; ++c) out[c] += row[c];
+    }
+    for (std::size_t c = 0; c < D; ++c) out[c] /= T(n);
+  });
+}
+
+/// d_tokens(b, t, :) = d_pooled(b, :) / n (written, or added with write_mode::accumulate).
+template <class DTokens, class DPooled>
+void mean_tokens_backward(DTokens&& d_tokens, const DPooled& d_pooled,
+                          write_mode mode = write_mode::overwrite) {
+  const auto vt = d_tokens.view();
+  const auto vp = d_pooled.view();
+  detail::require_host<decltype(vp), decltype(vt)>();
+  using ET = typename decltype(vt)::extents_type;
+  using T = typename decltype(vt)::value_type;
+  constexpr std::size_t n = ET::static_extent(1), D = ET::last;
+  static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, D>>,
+                "splitmask::mean_tokens_backward: d_pooled is (B, D) for d_tokens (B, n, D)");
+  if (vp.batch() != vt.batch())
+    throw shape_error("splitmask::mean_tokens_backward: the gradients disagree on the batch");
+  const bool add = mode == write_mode::accumulate;
+  detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
+    const T* in = vp.data() + b * D;
+    for (std::size_t t = 0; t < n; ++t) {
+      T* row = vt.data() + (b * n + t) * D;
+      for (std::size_t c = 0; c < D; ++c) row[c] = (add ? row[c] : T(0)) + in[c] / T(n);
+    }
+  });
+}
+
+}  // namespace splitmask

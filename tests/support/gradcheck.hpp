@@ -1,0 +1,78 @@
+// Central finite differences in double precision against a backward pass.
+// Each checked tensor is perturbed element by element (or at a sample of elements); the error
+// of an element is |analytic - numeric| / max(|analytic|, |numeric|, 1e-3 · the tensor's
+// largest analytic gradient), so that elements whose gradient is nearly zero are judged on the
+// tensor's scale instead of their own.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace splitmask::testing {
+
+/// One tensor to check: its values (perturbed in place, then restored) and the analytic
+/// gradient of the loss with respect to them.
+struct gradient_entry {
+  std::string name;
+  double* values;
+  const double* analytic;
+  std::size_t size;
+};
+
+struct gradcheck_result {
+  double worst = 0;  // the worst relative error
+  std::string name;
+  std::size_t index = 0;
+  double analytic = 0, numeric = 0;
+  std::size_t checked = 0;
+
+  std::string describe() const {
+    std::ostringstream s;
+    s.precision(6);
+    s << "worst relative error " << worst << " over " << checked << " elements, at " << name
+      << "[" << index << "]: analytic " << analytic << ", numeric " << numeric;
+    return s.str();
+  }
+};
+
+/// Checks every entry's gradient against central differences of `loss` with step h. With
+/// max_per_tensor below a tensor's size, that many elements are checked, evenly spaced.
+inline gradcheck_result check_gradients(const std::vector<gradient_entry>& entries,
+                                        const std::function<double()>& loss, double h = 1e-5,
+                                        std::size_t max_per_tensor = static_cast<std::size_t>(-1)) {
+  gradcheck_result result;
+  for (const auto& e : entries) {
+    double scale = 0;
+    for (std::size_t i = 0; i < e.size; ++i) scale = std::max(scale, std::abs(e.analytic[i]));
+    const std::size_t step = e.size <= max_per_tensor ? 1 : (e.size + max_per_tensor - 1) / max_per_tensor;
+    for (std::size_t i = 0; i < e.size; i += step) {
+      const double saved = e.values[i];
+      e.values[i] = saved + h;
+      const double up = loss();
+      e.values[i] = saved - h;
+      const double down = loss();
+      e.values[i] = saved;
+      const double numeric = (up - down) / (2 * h);
+      const double a = e.analytic[i];
+      const double denominator =
+          std::max({std::abs(a), std::abs(numeric), 1e-3 * scale, 1e-300});
+      const double error = std::abs(a - numeric) / denominator;
+      ++result.checked;
+      if (!(error <= result.worst)) {  // NaN counts as worst
+        result.worst = error;
+        result.name = e.name;
+        result.index = i;
+        result.analytic = a;
+        result.numeric = numeric;
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace splitmask::testing
