@@ -32,18 +32,18 @@ static_assert(b16::encoder_parameters == 85'798'656 - 768 - 197 * 768);
 static_assert(presets::vit_ti16_224::encoder_parameters == 5'717'416 - 193'000 - 192 - 197 * 192);
 
 // A block of width d, MLP m: 2 norms (4d), qkv (3d² + 3d), proj (d² + d), fc1 (md + m), fc2.
-static_assert(ti28::block_parameters(192, 768) ==
-              4 * 192 + 3 * 192 * 192 + 3 * 192 + 192 * 192 + 192 + 768 * 192 + 768 +
-                  192 * 768 + 192);
+static_assert(ti28::block_parameters(192, 768) == 4 * 192 + 3 * 192 * 192 + 3 * 192 + 192 * 192 +
+                                                      192 + 768 * 192 + 768 + 192 * 768 + 192);
 static_assert(ti28::encoder_parameters ==
               192 * 16 + 192 + 12 * ti28::block_parameters(192, 768) + 2 * 192);
-static_assert(ti28::decoder_parameters ==
-              192 * 192 + 192 + 192 + 2 * ti28::block_parameters(192, 768) + 2 * 192 +
-                  512 * 192 + 512);
+static_assert(ti28::decoder_parameters == 192 * 192 + 192 + 192 +
+                                              2 * ti28::block_parameters(192, 768) + 2 * 192 +
+                                              512 * 192 + 512);
 
 // Variations: the with_* aliases change one size and keep the others.
-using custom = vit_config<32, 3, 8, 96, 4, 4>::with_decoder<64, 1, 2>::with_vocabulary<256>::
-    with_mask_ratio<std::ratio<3, 4>>;
+using custom =
+    vit_config<32, 3, 8, 96, 4,
+               4>::with_decoder<64, 1, 2>::with_vocabulary<256>::with_mask_ratio<std::ratio<3, 4>>;
 static_assert(custom::patches == 16 && custom::subset_a == 4 && custom::subset_b == 12);
 static_assert(custom::decoder_width == 64 && custom::decoder_depth == 1 &&
               custom::decoder_heads == 2 && custom::decoder_head_width == 32);

@@ -129,8 +129,7 @@ TEST_CASE("the whole encoder (learned positions, a token subset, a head): finite
   classifier_pipeline<learned_config, double, 5, 5> net(3, 41);
   // Weights larger than the initialisation's, so that every path carries gradient.
   auto flat = net.encoder.flat_params();
-  for (std::size_t i = 0; i < flat.size(); ++i)
-    flat(i) += 0.2 * counter_rng(42).normal<double>(i);
+  for (std::size_t i = 0; i < flat.size(); ++i) flat(i) += 0.2 * counter_rng(42).normal<double>(i);
   fill(net.head_weight, 43, 0.3), fill(net.head_bias, 44, 0.1), fill(net.images, 45);
   const std::int32_t index[15] = {1, 4, 0, 3, 5, 8, 2, 6, 7, 0, 3, 4, 5, 6, 1};
   for (std::size_t i = 0; i < 15; ++i) net.index.data()[i] = index[i];
@@ -144,7 +143,8 @@ TEST_CASE("the whole encoder (learned positions, a token subset, a head): finite
   });
   entries.push_back({"head.weight", net.head_weight.data(), net.d_head_weight.data(), 80});
   entries.push_back({"head.bias", net.head_bias.data(), net.d_head_bias.data(), 5});
-  const auto res = check_gradients(entries, [&] { return net.forward(); }, 1e-5, 24);
+  const auto res = check_gradients(
+      entries, [&] { return net.forward(); }, 1e-5, 24);
   MESSAGE(res.describe());
   CHECK(res.worst < 1e-6);
 }
@@ -226,11 +226,10 @@ TEST_CASE("golden: forward, loss and every gradient equal PyTorch's in float32")
   const double encoded = relative_error(net.act.output, fx.at("outputs").at("encoded"));
   const double features = relative_error(net.pooled, fx.at("outputs").at("features"));
   vit_features<golden_config> full;
-  const double features_full = relative_error(full(net.encoder, net.images),
-                                              fx.at("outputs").at("features_full"));
-  MESSAGE("loss " << loss << " (PyTorch " << loss_ref << "); relative errors: encoded "
-                  << encoded << ", features " << features << ", all-patch features "
-                  << features_full);
+  const double features_full =
+      relative_error(full(net.encoder, net.images), fx.at("outputs").at("features_full"));
+  MESSAGE("loss " << loss << " (PyTorch " << loss_ref << "); relative errors: encoded " << encoded
+                  << ", features " << features << ", all-patch features " << features_full);
   CHECK(encoded < 1e-5);
   CHECK(features < 1e-5);
   CHECK(features_full < 1e-5);
@@ -247,13 +246,14 @@ TEST_CASE("golden: forward, loss and every gradient equal PyTorch's in float32")
   const auto params = net.encoder.flat_params();
   const auto grads = net.encoder.flat_grads();
   net.encoder.params().for_each([&](const std::string& name, auto v, parameter_role) {
-    check_gradient(name, tensor_view<float, extents<dynamic>>(grads.data() + (v.data() - params.data()),
-                                                               extents<dynamic>(v.size())));
+    check_gradient(name,
+                   tensor_view<float, extents<dynamic>>(grads.data() + (v.data() - params.data()),
+                                                        extents<dynamic>(v.size())));
   });
   check_gradient("head.weight", net.d_head_weight.view());
   check_gradient("head.bias", net.d_head_bias.view());
-  MESSAGE("gradients of " << compared << " tensors: worst ‖Δ‖/‖ref‖ " << worst << " ("
-                          << worst_name << ")");
+  MESSAGE("gradients of " << compared << " tensors: worst ‖Δ‖/‖ref‖ " << worst << " (" << worst_name
+                          << ")");
   CHECK(compared == fx.at("gradients").size());
   CHECK(worst < 1e-4);
 }

@@ -58,8 +58,8 @@ gradient_entry entry(const char* name, X& x, const X& grad) {
 
 // ---- linear --------------------------------------------------------------------------------
 
-TEST_CASE_TEMPLATE("linear forward equals the naive product, overwriting or accumulating", T,
-                   float, double) {
+TEST_CASE_TEMPLATE("linear forward equals the naive product, overwriting or accumulating", T, float,
+                   double) {
   tensor<T, extents<dynamic, 5, 7>> x(3);
   tensor<T, extents<11, 7>> w;
   tensor<T, extents<11>> b;
@@ -86,11 +86,10 @@ TEST_CASE("linear backward: finite differences of x, W and b") {
   tensor<double, extents<dynamic, 4, 9>> y(2), r(2);
   fill(x, 1), fill(w, 2), fill(b, 3), fill(r, 4);
   linear_backward(dx, dw, db, r, x, w);
-  const auto res = check_gradients(
-      {entry("x", x, dx), entry("W", w, dw), entry("b", b, db)}, [&] {
-        linear_forward(y, x, w, b);
-        return dot(y, r);
-      });
+  const auto res = check_gradients({entry("x", x, dx), entry("W", w, dw), entry("b", b, db)}, [&] {
+    linear_forward(y, x, w, b);
+    return dot(y, r);
+  });
   MESSAGE(res.describe());
   CHECK(res.worst < gradient_tolerance);
 
@@ -127,8 +126,8 @@ TEST_CASE("layernorm backward: finite differences of x, gamma and beta") {
   fill(x, 8), fill(g, 9), fill(b, 10), fill(r, 11);
   layernorm_forward(y, mean, rstd, x, g, b, 1e-5);
   layernorm_backward(dx, dg, db, r, x, mean, rstd, g);
-  const auto res = check_gradients(
-      {entry("x", x, dx), entry("gamma", g, dg), entry("beta", b, db)}, [&] {
+  const auto res =
+      check_gradients({entry("x", x, dx), entry("gamma", g, dg), entry("beta", b, db)}, [&] {
         layernorm_forward(y, mean, rstd, x, g, b, 1e-5);
         return dot(y, r);
       });
@@ -169,8 +168,16 @@ struct attention_buffers {
   attention_saved<T, N, D, H> saved;
   attention_scratch<T, N, D, H> scratch;
   explicit attention_buffers(std::size_t b)
-      : batch(b), q(b * H), k(b * H), v(b * H), heads(b * H), dq(b * H), dk(b * H), dv(b * H),
-        probs(b * H), d_probs(b * H),
+      : batch(b),
+        q(b * H),
+        k(b * H),
+        v(b * H),
+        heads(b * H),
+        dq(b * H),
+        dk(b * H),
+        dv(b * H),
+        probs(b * H),
+        d_probs(b * H),
         saved{q.view(), k.view(), v.view(), probs.view()},
         scratch{heads.view(), dq.view(), dk.view(), dv.view(), d_probs.view()} {}
 };
@@ -222,13 +229,15 @@ TEST_CASE("patchify follows the definition, unpatchify inverts it, and is its gr
   CHECK(res.worst < gradient_tolerance);
 }
 
-TEST_CASE("the sin-cos position embedding is MAE's: columns in the first half, rows in the second") {
+TEST_CASE(
+    "the sin-cos position embedding is MAE's: columns in the first half, rows in the second") {
   tensor<double, extents<9, 8>> pos;
   sincos_position_embedding<3>(pos);
   // Token 5 is row 1, column 2. D/4 = 2 frequencies: 1 and 1/100.
   const double expected[8] = {std::sin(2.0), std::sin(0.02), std::cos(2.0), std::cos(0.02),
                               std::sin(1.0), std::sin(0.01), std::cos(1.0), std::cos(0.01)};
-  for (std::size_t c = 0; c < 8; ++c) CHECK(pos(5, c) == doctest::Approx(expected[c]).epsilon(1e-15));
+  for (std::size_t c = 0; c < 8; ++c)
+    CHECK(pos(5, c) == doctest::Approx(expected[c]).epsilon(1e-15));
 }
 
 TEST_CASE("gather and scatter of token subsets are each other's gradient") {

@@ -1,5 +1,6 @@
 // The CPU path of splitmask in one include: shapes, tensors, expressions, matmul, random
-// numbers. <splitmask/cuda.hpp> adds the CUDA path (nvcc only).
+// numbers, the model's ops and the ViT encoder. <splitmask/cuda.hpp> adds the CUDA path (nvcc
+// only).
 #pragma once
 
 #include "splitmask/backend/cpu/evaluate.hpp"
@@ -9,7 +10,21 @@
 #include "splitmask/core/error.hpp"
 #include "splitmask/core/extents.hpp"
 #include "splitmask/core/rng.hpp"
+#include "splitmask/model/arena.hpp"
+#include "splitmask/model/init.hpp"
+#include "splitmask/model/transformer_block.hpp"
+#include "splitmask/model/vit_config.hpp"
+#include "splitmask/model/vit_encoder.hpp"
+#include "splitmask/ops/attention.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/ops/cross_entropy.hpp"
+#include "splitmask/ops/gelu.hpp"
+#include "splitmask/ops/layernorm.hpp"
+#include "splitmask/ops/linear.hpp"
 #include "splitmask/ops/matmul.hpp"
+#include "splitmask/ops/patchify.hpp"
+#include "splitmask/ops/position_embedding.hpp"
+#include "splitmask/ops/tokens.hpp"
 #include "splitmask/tensor/copy.hpp"
 #include "splitmask/tensor/expr/elementwise.hpp"
 #include "splitmask/tensor/expr/random.hpp"

@@ -34,8 +34,8 @@ struct gradcheck_result {
   std::string describe() const {
     std::ostringstream s;
     s.precision(6);
-    s << "worst relative error " << worst << " over " << checked << " elements, at " << name
-      << "[" << index << "]: analytic " << analytic << ", numeric " << numeric;
+    s << "worst relative error " << worst << " over " << checked << " elements, at " << name << "["
+      << index << "]: analytic " << analytic << ", numeric " << numeric;
     return s.str();
   }
 };
@@ -49,7 +49,8 @@ inline gradcheck_result check_gradients(const std::vector<gradient_entry>& entri
   for (const auto& e : entries) {
     double scale = 0;
     for (std::size_t i = 0; i < e.size; ++i) scale = std::max(scale, std::abs(e.analytic[i]));
-    const std::size_t step = e.size <= max_per_tensor ? 1 : (e.size + max_per_tensor - 1) / max_per_tensor;
+    const std::size_t step =
+        e.size <= max_per_tensor ? 1 : (e.size + max_per_tensor - 1) / max_per_tensor;
     for (std::size_t i = 0; i < e.size; i += step) {
       const double saved = e.values[i];
       e.values[i] = saved + h;
@@ -59,8 +60,7 @@ inline gradcheck_result check_gradients(const std::vector<gradient_entry>& entri
       e.values[i] = saved;
       const double numeric = (up - down) / (2 * h);
       const double a = e.analytic[i];
-      const double denominator =
-          std::max({std::abs(a), std::abs(numeric), 1e-3 * scale, 1e-300});
+      const double denominator = std::max({std::abs(a), std::abs(numeric), 1e-3 * scale, 1e-300});
       const double error = std::abs(a - numeric) / denominator;
       ++result.checked;
       if (!(error <= result.worst)) {  // NaN counts as worst

@@ -27,7 +27,7 @@ struct classifier_pipeline {
   tensor<std::int32_t, extents<dynamic, n>> index;            // (B, n)
   tensor<std::int32_t, extents<dynamic>> labels;              // (B)
 
-  tensor<T, typename encoder_type::patch_extents> patches;  // (B, N, C·P·P)
+  tensor<T, typename encoder_type::patch_extents> patches;           // (B, N, C·P·P)
   tensor<T, typename encoder_type::token_extents> tokens, d_tokens;  // (B, N, D)
   tensor<T, extents<dynamic, n, D>> subset, d_subset, d_out;         // (B, n, D)
   tensor<T, extents<dynamic, D>> pooled, d_pooled;                   // (B, D)
@@ -36,9 +36,21 @@ struct classifier_pipeline {
   typename encoder_type::template activations<n> act;
 
   explicit classifier_pipeline(std::size_t batch, std::uint64_t seed = 0)
-      : encoder(seed), images(batch), index(batch), labels(batch), patches(batch),
-        tokens(batch), d_tokens(batch), subset(batch), d_subset(batch), d_out(batch),
-        pooled(batch), d_pooled(batch), logits(batch), lse(batch), act(batch) {}
+      : encoder(seed),
+        images(batch),
+        index(batch),
+        labels(batch),
+        patches(batch),
+        tokens(batch),
+        d_tokens(batch),
+        subset(batch),
+        d_subset(batch),
+        d_out(batch),
+        pooled(batch),
+        d_pooled(batch),
+        logits(batch),
+        lse(batch),
+        act(batch) {}
 
   /// The mean cross-entropy of the head on the encoded subsets.
   double forward() {

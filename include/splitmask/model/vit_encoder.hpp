@@ -144,7 +144,7 @@ class vit_encoder {
       sincos_position_embedding<Config::grid>(fixed_position_);
     initialise_parameters(seed);
   }
-  vit_encoder(vit_encoder&&) = default;  // the views follow the moved arenas
+  vit_encoder(vit_encoder&&) = default;            // the views follow the moved arenas
   vit_encoder& operator=(vit_encoder&&) = delete;  // view assignment writes elements
 
   const parameters& params() const { return params_; }

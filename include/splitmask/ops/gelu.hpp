@@ -24,7 +24,7 @@ void gelu_backward(DX&& dx, const DY& dy, const X& x) {
   const auto vx = x.view();
   auto out = dx.view();
   out = dy.view() *
-       (T(0.5) * (T(1) + erf(vx * inv_sqrt2)) + vx * inv_sqrt_2pi * exp(T(-0.5) * vx * vx));
+        (T(0.5) * (T(1) + erf(vx * inv_sqrt2)) + vx * inv_sqrt_2pi * exp(T(-0.5) * vx * vx));
 }
 
 }  // namespace splitmask
