@@ -24,7 +24,6 @@ struct encoder_run {
   }
 };
 
-template <std::size_t n>
 void report(benchmark::State& state, std::size_t batch, double flops_per_step) {
   const double steps = static_cast<double>(state.iterations());
   state.counters["images/s"] =
@@ -41,7 +40,7 @@ void encoder_forward(benchmark::State& state) {
     auto out = run.encoder.forward(run.act, run.x);
     benchmark::DoNotOptimize(out.data());
   }
-  report<n>(state, batch, encoder_type::forward_flops(double(batch), double(n), false));
+  report(state, batch, encoder_type::forward_flops(double(batch), double(n), false));
 }
 
 template <std::size_t n>
@@ -53,7 +52,7 @@ void encoder_forward_backward(benchmark::State& state) {
     run.encoder.backward(run.act, run.d_x, run.d_out);
     benchmark::DoNotOptimize(run.d_x.data());
   }
-  report<n>(state, batch, 3 * encoder_type::forward_flops(double(batch), double(n), false));
+  report(state, batch, 3 * encoder_type::forward_flops(double(batch), double(n), false));
 }
 
 // Patchify + patch embedding + positions of whole images.
@@ -69,8 +68,7 @@ void embed_forward(benchmark::State& state) {
     encoder.embed(tokens, patches);
     benchmark::DoNotOptimize(tokens.data());
   }
-  report<config::patches>(state, batch,
-                          2.0 * double(batch) * config::patches * config::patch_length * D);
+  report(state, batch, 2.0 * double(batch) * config::patches * config::patch_length * D);
 }
 
 constexpr std::size_t N = config::patches, NB = config::subset_b;

@@ -3,6 +3,7 @@
 // comparison with an independent PyTorch implementation (tests/golden).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -11,9 +12,14 @@
 #include <string>
 #include <vector>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "splitmask/model/transformer_block.hpp"
 #include "splitmask/model/vit_encoder.hpp"
 #include "splitmask/tensor/expr/random.hpp"
+#include "support/compare.hpp"
 #include "support/gradcheck.hpp"
 #include "support/vit_pipeline.hpp"
 
@@ -125,13 +131,46 @@ TEST_CASE("one transformer block: every parameter and input gradient by finite d
   CHECK(res.worst < 1e-6);
 }
 
+#if defined(_OPENMP)
+// Everything a block, the embedding, the subsets and the loss compute, for a batch whose
+// tensors are above the parallel threshold (32 Ki elements), on `threads` threads.
+std::vector<double> run_large_step(int threads) {
+  using config = vit_config<28, 1, 4, 64, 2, 2>::with_position<position_embedding::learned>;
+  omp_set_num_threads(threads);
+  classifier_pipeline<config, float, 25, 10> net(24, 5);
+  fill(net.images, 6);
+  fill(net.head_weight, 7, 0.2);
+  for (std::size_t b = 0; b < 24; ++b) {
+    net.labels(b) = std::int32_t(b % 10);
+    for (std::size_t i = 0; i < 25; ++i) net.index(b, i) = std::int32_t((b + 2 * i) % 49);
+  }
+  std::vector<double> out{net.forward()};
+  net.backward();
+  const auto g = net.encoder.flat_grads();
+  out.insert(out.end(), g.data(), g.data() + g.size());
+  out.insert(out.end(), net.act.output.data(), net.act.output.data() + net.act.output.size());
+  return out;
+}
+
+TEST_CASE("above the parallel threshold, two threads compute what one thread does") {
+  const int saved = omp_get_max_threads();
+  const auto one = run_large_step(1);
+  const auto two = run_large_step(2);
+  omp_set_num_threads(saved);
+  // Each thread sums whole rows or whole columns, so only the GEMMs' blocking may differ.
+  const auto c = splitmask::testing::compare(two, one, 1e-7, 1e-5);
+  CHECK_MESSAGE(c.ok, c.describe());
+}
+#endif
+
 TEST_CASE("the whole encoder (learned positions, a token subset, a head): finite differences") {
   classifier_pipeline<learned_config, double, 5, 5> net(3, 41);
   // Weights larger than the initialisation's, so that every path carries gradient.
   auto flat = net.encoder.flat_params();
   for (std::size_t i = 0; i < flat.size(); ++i) flat(i) += 0.2 * counter_rng(42).normal<double>(i);
   fill(net.head_weight, 43, 0.3), fill(net.head_bias, 44, 0.1), fill(net.images, 45);
-  const std::int32_t index[15] = {1, 4, 0, 3, 5, 8, 2, 6, 7, 0, 3, 4, 5, 6, 1};
+  // Position 8 is in no subset: its learned position must get no gradient.
+  const std::int32_t index[15] = {1, 4, 0, 3, 5, 7, 2, 6, 3, 0, 3, 4, 5, 6, 1};
   for (std::size_t i = 0; i < 15; ++i) net.index.data()[i] = index[i];
   for (std::size_t b = 0; b < 3; ++b) net.labels(b) = std::int32_t((2 * b + 1) % 5);
   net.forward();
@@ -144,9 +183,29 @@ TEST_CASE("the whole encoder (learned positions, a token subset, a head): finite
   entries.push_back({"head.weight", net.head_weight.data(), net.d_head_weight.data(), 80});
   entries.push_back({"head.bias", net.head_bias.data(), net.d_head_bias.data(), 5});
   const auto res = check_gradients(
-      entries, [&] { return net.forward(); }, 1e-5, 24);
+      entries, [&] { return net.forward(); }, 1e-5, 64);
   MESSAGE(res.describe());
   CHECK(res.worst < 1e-6);
+  const auto d_position = grads.data() + (net.encoder.params().position.data() - flat.data());
+  for (std::size_t c = 0; c < 16; ++c) CHECK(d_position[8 * 16 + c] == 0.0);
+  CHECK(d_position[7 * 16 + 3] != 0.0);
+}
+
+TEST_CASE("the encoder checks its batch; vit_features follows the batch it is given") {
+  vit_encoder<golden_config> encoder(3);
+  vit_encoder<golden_config>::activations<9> act(2);
+  tensor<float, extents<dynamic, 9, 16>> x(3);
+  CHECK_THROWS_AS(encoder.forward(act, x), shape_error);
+
+  tensor<float, vit_encoder<golden_config>::image_extents> two(2), three(3);
+  fill(three, 5);
+  copy(two, three.slice(0, 2));
+  vit_features<golden_config> features;
+  const auto f3 = features(encoder, three);
+  const std::vector<float> first(f3.data(), f3.data() + 2 * 16);
+  const auto f2 = features(encoder, two);
+  CHECK(f2.batch() == 2);
+  CHECK(std::equal(first.begin(), first.end(), f2.data()));  // images do not interact
 }
 
 TEST_CASE("the gradient check detects a wrong gradient") {
@@ -230,6 +289,7 @@ TEST_CASE("golden: forward, loss and every gradient equal PyTorch's in float32")
       relative_error(full(net.encoder, net.images), fx.at("outputs").at("features_full"));
   MESSAGE("loss " << loss << " (PyTorch " << loss_ref << "); relative errors: encoded " << encoded
                   << ", features " << features << ", all-patch features " << features_full);
+  // The issue's bound is 1e-4; float32 round-off alone gives a few 1e-7, so 1e-5 is kept.
   CHECK(encoded < 1e-5);
   CHECK(features < 1e-5);
   CHECK(features_full < 1e-5);
@@ -255,7 +315,7 @@ TEST_CASE("golden: forward, loss and every gradient equal PyTorch's in float32")
   MESSAGE("gradients of " << compared << " tensors: worst ‖Δ‖/‖ref‖ " << worst << " (" << worst_name
                           << ")");
   CHECK(compared == fx.at("gradients").size());
-  CHECK(worst < 1e-4);
+  CHECK(worst < 1e-5);
 }
 
 }  // namespace

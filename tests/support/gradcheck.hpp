@@ -1,5 +1,6 @@
 // Central finite differences in double precision against a backward pass.
-// Each checked tensor is perturbed element by element (or at a sample of elements); the error
+// Each checked tensor is perturbed element by element (or at a sample of elements, spread over
+// the tensor at offsets that vary, so that a sample of a matrix is not a few columns); the error
 // of an element is |analytic - numeric| / max(|analytic|, |numeric|, 1e-3 · the tensor's
 // largest analytic gradient), so that elements whose gradient is nearly zero are judged on the
 // tensor's scale instead of their own.
@@ -49,9 +50,11 @@ inline gradcheck_result check_gradients(const std::vector<gradient_entry>& entri
   for (const auto& e : entries) {
     double scale = 0;
     for (std::size_t i = 0; i < e.size; ++i) scale = std::max(scale, std::abs(e.analytic[i]));
-    const std::size_t step =
-        e.size <= max_per_tensor ? 1 : (e.size + max_per_tensor - 1) / max_per_tensor;
-    for (std::size_t i = 0; i < e.size; i += step) {
+    const std::size_t count = std::min(e.size, max_per_tensor);
+    for (std::size_t k = 0; k < count; ++k) {
+      // Sample k lies in the k-th of `count` equal ranges, at an offset that changes with k.
+      const std::size_t begin = k * e.size / count, width = (k + 1) * e.size / count - begin;
+      const std::size_t i = begin + (k * 7919) % width;
       const double saved = e.values[i];
       e.values[i] = saved + h;
       const double up = loss();

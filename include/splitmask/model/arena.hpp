@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstddef>
-#include <utility>
 
 #include "splitmask/core/device.hpp"
 #include "splitmask/tensor/storage.hpp"

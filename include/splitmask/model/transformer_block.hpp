@@ -37,6 +37,9 @@ struct transformer_block {
     view<D, M> fc2_weight;             // (D, M)
     view<D> fc2_bias;                  // (D)
 
+    // Assigning views writes elements: structs of views are bound into arenas, never assigned.
+    parameters& operator=(const parameters&) = delete;
+
     void bind(arena_cursor<T>& a) {
       a.place(norm1_weight);
       a.place(norm1_bias);
@@ -84,6 +87,8 @@ struct transformer_block {
     view<dynamic, n, M> fc1_out;                 // (B, n, M) before GELU
     view<dynamic, n, M> gelu_out;                // (B, n, M)
 
+    activations& operator=(const activations&) = delete;  // see parameters
+
     void bind(arena_cursor<T>& a) {
       const std::size_t b = batch, bh = batch * H;
       a.place(input, b);
@@ -112,6 +117,8 @@ struct transformer_block {
     attention_scratch<T, n, D, H> attention;  // (B·H, n, Dh) x 4 and (B·H, n, n)
     view<dynamic, n, D> d_tokens;             // (B, n, D) d(attention_out), then d(norm out)
     view<dynamic, n, M> d_hidden;             // (B, n, M) d(gelu_out), then d(fc1_out)
+
+    workspace& operator=(const workspace&) = delete;  // see parameters
 
     void bind(arena_cursor<T>& a) {
       const std::size_t b = batch, bh = batch * H;
@@ -166,8 +173,8 @@ struct transformer_block {
                        act.norm1_rstd, p.norm1_weight, write_mode::accumulate);
   }
 
-  /// 2·M·N·K floating-point operations of the forward's matrix products for `tokens` rows of
-  /// n tokens (tokens = B·n): QKV, scores, weighted sum, projection, MLP.
+  /// 2·M·N·K floating-point operations of the forward's matrix products for `batch` images of
+  /// n tokens: QKV, scores, weighted sum, projection, MLP.
   static constexpr double forward_flops(double batch, double n) {
     const double rows = batch * n;
     return 2 * rows * D * (3.0 * D) + 2 * 2 * batch * n * n * D + 2 * rows * D * D +

@@ -6,7 +6,7 @@
 //   using my_vit_k1024 = my_vit::with_vocabulary<1024>::with_mask_ratio<std::ratio<3, 4>>;
 //
 // Legend: B batch, N patches per image, N_A / N_B subset sizes, D width, H heads, Dh head width,
-// P patch size, C channels, K vocabulary size.
+// S image size, P patch size, C channels, K vocabulary size.
 #pragma once
 
 #include <cstddef>
@@ -38,7 +38,7 @@ template <std::size_t ImageSize, std::size_t Channels, std::size_t PatchSize, st
           position_embedding Position = position_embedding::sincos>
 struct vit_config {
   // ---- The sizes as given -------------------------------------------------------------------
-  static constexpr std::size_t image_size = ImageSize;  // H = W
+  static constexpr std::size_t image_size = ImageSize;  // S: height = width
   static constexpr std::size_t channels = Channels;     // C
   static constexpr std::size_t patch_size = PatchSize;  // P
   static constexpr std::size_t width = Width;           // D
@@ -69,14 +69,14 @@ struct vit_config {
                 "splitmask::vit_config: the width must be divisible by the number of heads; "
                 "change the width or the heads (e.g. 192 with 3 heads, 384 with 6)");
   static_assert(DecoderWidth % DecoderHeads == 0,
-                "splitmask::vit_config: the decoder width must be divisible by the decoder heads");
+                "splitmask::vit_config: the decoder width must be divisible by the decoder heads; "
+                "choose them with ::with_decoder<width, depth, heads>");
   static_assert(Position == position_embedding::learned || Width % 4 == 0,
                 "splitmask::vit_config: the 2-D sin-cos positional embedding needs a width "
-                "divisible by 4 (sin and cos for each of two axes); change the width or use "
-                "position_embedding::learned");
+                "divisible by 4 (sin and cos for each of two axes); change the width, e.g. 192");
   static_assert(DecoderWidth % 4 == 0,
                 "splitmask::vit_config: the decoder's 2-D sin-cos positional embedding needs a "
-                "decoder width divisible by 4");
+                "decoder width divisible by 4; choose it with ::with_decoder<width, depth, heads>");
   static_assert(Vocabulary >= 2, "splitmask::vit_config: the vocabulary needs at least 2 tokens");
   static_assert(MaskRatio::num > 0 && MaskRatio::num < MaskRatio::den,
                 "splitmask::vit_config: the mask ratio must lie strictly between 0 and 1, e.g. "

@@ -9,8 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "splitmask/core/error.hpp"
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
@@ -41,6 +43,9 @@ struct encoder_parameters {
   std::vector<typename block::parameters> blocks =
       std::vector<typename block::parameters>(Config::depth);
   tensor_view<T, extents<D>> norm_weight, norm_bias;  // (D)
+
+  // Assigning views writes elements: the struct is bound into an arena, never assigned.
+  encoder_parameters& operator=(const encoder_parameters&) = delete;
 
   void bind(arena_cursor<T>& a) {
     a.place(patch_embed_weight);
@@ -85,10 +90,10 @@ struct encoder_activations {
 
   encoder_activations() = default;
   explicit encoder_activations(std::size_t batch_size) { resize(batch_size); }
-  // Moving keeps the views valid (they point into the moved buffer). Assignment is deleted:
-  // assigning views writes elements, so a member-wise assignment would copy data, not rebind.
-  encoder_activations(encoder_activations&&) = default;
-  encoder_activations& operator=(encoder_activations&&) = delete;
+  // Neither copied nor moved: its views point into its own arena (and assigning views would
+  // write elements rather than rebind them). Hold it by value where it is used, or by pointer.
+  encoder_activations(const encoder_activations&) = delete;
+  encoder_activations& operator=(const encoder_activations&) = delete;
 
   /// Sizes everything for `batch_size` images (reallocating only when it changes).
   void resize(std::size_t batch_size) {
@@ -144,8 +149,10 @@ class vit_encoder {
       sincos_position_embedding<Config::grid>(fixed_position_);
     initialise_parameters(seed);
   }
-  vit_encoder(vit_encoder&&) = default;            // the views follow the moved arenas
-  vit_encoder& operator=(vit_encoder&&) = delete;  // view assignment writes elements
+  // Neither copied nor moved, like encoder_activations (a moved-from encoder would keep views
+  // into the new owner's arenas). Use std::unique_ptr to hand one around.
+  vit_encoder(const vit_encoder&) = delete;
+  vit_encoder& operator=(const vit_encoder&) = delete;
 
   const parameters& params() const { return params_; }
   const parameters& grads() const { return grads_; }
@@ -186,10 +193,9 @@ class vit_encoder {
   template <class DTokens, class Patches>
   void embed_backward(const DTokens& d_tokens, const Patches& patches) {
     linear_backward_params(grads_.patch_embed_weight, grads_.patch_embed_bias, d_tokens, patches);
-    if constexpr (Config::position == position_embedding::learned) {
-      const auto d = d_tokens.view();
-      for (std::size_t b = 0; b < d.batch(); ++b) grads_.position = grads_.position + d[b];
-    }
+    if constexpr (Config::position == position_embedding::learned)  // sum over the batch
+      detail::add_column_sums(grads_.position,
+                              d_tokens.view().template reshape<extents<dynamic, N * D>>());
   }
 
   /// Runs the blocks and the final LayerNorm on x (B, n, D); returns act.output.

@@ -51,6 +51,8 @@ void parallel_for(std::size_t n, std::size_t cost, F&& f) {
     for (std::ptrdiff_t i = 0; i < count; ++i) f(static_cast<std::size_t>(i));
     return;
   }
+#else
+  (void)cost;
 #endif
   for (std::size_t i = 0; i < n; ++i) f(i);
 }

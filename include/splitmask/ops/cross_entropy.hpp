@@ -15,6 +15,20 @@
 
 namespace splitmask {
 
+namespace detail {
+// Throws shape_error unless every target is a class in [0, K).
+template <std::size_t K, class Targets>
+void check_targets(const Targets& targets, const char* op) {
+  for (std::size_t r = 0; r < targets.size(); ++r) {
+    const auto y = targets.data()[r];
+    if (static_cast<long long>(y) < 0 || static_cast<std::size_t>(y) >= K)
+      throw shape_error(std::string("splitmask::") + op + ": target " + std::to_string(y) +
+                        " of row " + std::to_string(r) + " is outside [0, " + std::to_string(K) +
+                        ")");
+  }
+}
+}  // namespace detail
+
 /// Returns the mean over rows of -log softmax(logits)[target]; lse receives each row's
 /// log-sum-exp. Throws shape_error for a target outside [0, K).
 template <class Lse, class Logits, class Targets>
@@ -30,15 +44,10 @@ double cross_entropy_forward(Lse&& lse, const Logits& logits, const Targets& tar
     throw shape_error("splitmask::cross_entropy_forward: " + std::to_string(rows) +
                       " rows of logits, " + std::to_string(vt.size()) + " targets, " +
                       std::to_string(vs.size()) + " log-sum-exp slots");
-  for (std::size_t r = 0; r < rows; ++r) {
-    const auto y = vt.data()[r];
-    if (y < 0 || static_cast<std::size_t>(y) >= K)
-      throw shape_error("splitmask::cross_entropy_forward: target " + std::to_string(y) +
-                        " of row " + std::to_string(r) + " is outside [0, " + std::to_string(K) +
-                        ")");
-  }
+  detail::check_targets<K>(vt, "cross_entropy_forward");
   double total = 0;
-  SPLITMASK_OMP(parallel for reduction(+ : total) if (rows * K >= backend::cpu::parallel_threshold))
+  [[maybe_unused]] const bool use_threads = backend::cpu::run_parallel(rows * K);
+  SPLITMASK_OMP(parallel for reduction(+ : total) if (use_threads))
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
     const auto r = static_cast<std::size_t>(i);
     const T* row = vl.data() + r * K;
@@ -70,6 +79,7 @@ void cross_entropy_backward(DLogits&& d_logits, const Logits& logits, const Lse&
     throw shape_error(
         "splitmask::cross_entropy_backward: logits, gradient, targets and lse "
         "disagree on rows");
+  detail::check_targets<K>(vt, "cross_entropy_backward");
   const T g = rows ? T(scale / static_cast<double>(rows)) : T(0);
   detail::parallel_for(rows, 2 * K, [&](std::size_t r) {
     const T* row = vl.data() + r * K;

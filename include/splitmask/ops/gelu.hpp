@@ -4,6 +4,8 @@
 //   x, y, dx, dy: any equal shape
 #pragma once
 
+#include <type_traits>
+
 #include "splitmask/tensor/expr/elementwise.hpp"
 
 namespace splitmask {

@@ -1,20 +1,29 @@
 // LayerNorm over the last axis: y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps)
 // with the biased variance (PyTorch's). Forward saves mean and rstd per row for backward.
 //
-//   x, y, dx (..., D)   gamma, beta (D)   mean, rstd: one value per row (M)
+//   x, y, dx, dy (..., D)   gamma, beta (D)   mean, rstd: one value per row (M)
 #pragma once
 
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
+#include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
 
 namespace splitmask {
 
+namespace detail {
+template <std::size_t D, class... Vectors>
+constexpr bool all_of_length() {
+  return ((std::decay_t<Vectors>::extents_type::static_size == D) && ...);
+}
+}  // namespace detail
+
 /// y = LayerNorm(x); mean and rstd (any shape with one element per row) receive the statistics.
-template <class Y, class Stat, class X, class G, class B>
-void layernorm_forward(Y&& y, Stat&& mean, Stat&& rstd, const X& x, const G& gamma, const B& beta,
+template <class Y, class Mean, class Rstd, class X, class G, class B>
+void layernorm_forward(Y&& y, Mean&& mean, Rstd&& rstd, const X& x, const G& gamma, const B& beta,
                        double eps) {
   const auto vy = as_rows(y);
   const auto vx = as_rows(x);
@@ -22,12 +31,12 @@ void layernorm_forward(Y&& y, Stat&& mean, Stat&& rstd, const X& x, const G& gam
   const auto vr = rstd.view();
   const auto vg = gamma.view();
   const auto vb = beta.view();
-  detail::require_host<decltype(vy), decltype(vx), decltype(vm)>();
+  detail::require_host<decltype(vy), decltype(vx), decltype(vm), decltype(vr), decltype(vg)>();
   using T = typename decltype(vy)::value_type;
   constexpr std::size_t D = decltype(vx)::extents_type::last;
-  static_assert(
-      decltype(vy)::extents_type::last == D && decltype(vg)::extents_type::static_size == D,
-      "splitmask::layernorm_forward: x, y, gamma and beta need the same last extent");
+  static_assert(decltype(vy)::extents_type::last == D &&
+                    detail::all_of_length<D, decltype(vg), decltype(vb)>(),
+                "splitmask::layernorm_forward: x, y, gamma and beta need the same last extent");
   const std::size_t rows = vx.extents().leading();
   if (vy.extents().leading() != rows || vm.size() != rows || vr.size() != rows)
     throw shape_error("splitmask::layernorm_forward: x, y, mean and rstd disagree on rows");
@@ -51,28 +60,50 @@ void layernorm_forward(Y&& y, Stat&& mean, Stat&& rstd, const X& x, const G& gam
 }
 
 /// dx = the input gradient (written, or added with write_mode::accumulate: the residual stream);
-/// dgamma += sum over rows of dy * xhat; dbeta += sum over rows of dy.
-template <class DX, class DG, class DB, class DY, class X, class Stat, class G>
+/// dgamma += sum over rows of dy * xhat; dbeta += sum over rows of dy. dx may be dy (in place).
+template <class DX, class DG, class DB, class DY, class X, class Mean, class Rstd, class G>
 void layernorm_backward(DX&& dx, DG&& dgamma, DB&& dbeta, const DY& dy, const X& x,
-                        const Stat& mean, const Stat& rstd, const G& gamma,
+                        const Mean& mean, const Rstd& rstd, const G& gamma,
                         write_mode mode = write_mode::overwrite) {
   const auto vdx = as_rows(dx);
   const auto vdy = as_rows(dy);
   const auto vx = as_rows(x);
   const auto vm = mean.view();
   const auto vr = rstd.view();
+  const auto vg = gamma.view();
   const auto vdg = dgamma.view();
   const auto vdb = dbeta.view();
-  detail::require_host<decltype(vdx), decltype(vdy), decltype(vx)>();
+  detail::require_host<decltype(vdx), decltype(vdy), decltype(vx), decltype(vg), decltype(vdg)>();
   using T = typename decltype(vdx)::value_type;
   constexpr std::size_t D = decltype(vx)::extents_type::last;
+  static_assert(decltype(vdx)::extents_type::last == D && decltype(vdy)::extents_type::last == D &&
+                    detail::all_of_length<D, decltype(vg), decltype(vdg), decltype(vdb)>(),
+                "splitmask::layernorm_backward: dx, dy, x, gamma and the gradients of gamma and "
+                "beta need the same last extent");
   const std::size_t rows = vx.extents().leading();
   if (vdx.extents().leading() != rows || vdy.extents().leading() != rows || vm.size() != rows ||
       vr.size() != rows)
     throw shape_error("splitmask::layernorm_backward: dx, dy, x, mean and rstd disagree on rows");
-  const T* g = gamma.view().data();
+  const T* g = vg.data();
+  // dgamma and dbeta first, so that dx may overwrite dy: column sums, threads split the columns.
+  T* dg = vdg.data();
+  T* db = vdb.data();
+  constexpr std::size_t chunk = 16;
+  detail::parallel_for((D + chunk - 1) / chunk, rows * chunk * 2, [&](std::size_t j) {
+    const std::size_t begin = j * chunk, end = D < begin + chunk ? D : begin + chunk;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* in = vx.data() + r * D;
+      const T* d = vdy.data() + r * D;
+      const T mu = vm.data()[r], rs = vr.data()[r];
+      for (std::size_t c = begin; c < end; ++c) {
+        dg[c] += d[c] * (in[c] - mu) * rs;
+        db[c] += d[c];
+      }
+    }
+  });
+  // dx = rstd * (g dy - mean(g dy) - xhat * mean(g dy xhat)), row by row (each row read before
+  // it is written).
   const bool add = mode == write_mode::accumulate;
-  // dx = rstd * (g dy - mean(g dy) - xhat * mean(g dy xhat)), row by row.
   detail::parallel_for(rows, 4 * D, [&](std::size_t r) {
     const T* in = vx.data() + r * D;
     const T* d = vdy.data() + r * D;
@@ -90,22 +121,6 @@ void layernorm_backward(DX&& dx, DG&& dgamma, DB&& dbeta, const DY& dy, const X&
     for (std::size_t c = 0; c < D; ++c) {
       const T v = rs * (g[c] * d[c] - s1 - (in[c] - mu) * rs * s2);
       out[c] = add ? out[c] + v : v;
-    }
-  });
-  // dgamma and dbeta: column sums; threads split the columns.
-  T* dg = vdg.data();
-  T* db = vdb.data();
-  constexpr std::size_t chunk = 16;
-  detail::parallel_for((D + chunk - 1) / chunk, rows * chunk * 2, [&](std::size_t j) {
-    const std::size_t begin = j * chunk, end = D < begin + chunk ? D : begin + chunk;
-    for (std::size_t r = 0; r < rows; ++r) {
-      const T* in = vx.data() + r * D;
-      const T* d = vdy.data() + r * D;
-      const T mu = vm.data()[r], rs = vr.data()[r];
-      for (std::size_t c = begin; c < end; ++c) {
-        dg[c] += d[c] * (in[c] - mu) * rs;
-        db[c] += d[c];
-      }
     }
   });
 }

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <type_traits>
 
 #include "splitmask/backend/cpu/gemm.hpp"
 #include "splitmask/ops/common.hpp"

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 
+#include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
 

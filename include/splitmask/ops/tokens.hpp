@@ -7,8 +7,8 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
@@ -38,7 +38,7 @@ struct token_subset_shapes {
                         to_string(index.extents()) + " disagree on the batch");
     for (std::size_t i = 0; i < index.size(); ++i) {
       const auto p = index.data()[i];
-      if (p < 0 || static_cast<std::size_t>(p) >= tokens)
+      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= tokens)
         throw shape_error(std::string("splitmask::") + op + ": position " + std::to_string(p) +
                           " is outside [0, " + std::to_string(tokens) + ")");
     }
@@ -65,8 +65,8 @@ void gather_tokens(Sub&& subset, const All& all, const Index& index) {
 }
 
 /// all(b, index(b, i), :) = subset(b, i, :), or += with write_mode::accumulate (gather's
-/// backward). Rows of `all` not named by the index are left alone; positions within one image
-/// must be distinct.
+/// backward). Rows of `all` not named by the index are left alone. A position named twice in
+/// one image keeps the last row when overwriting and receives both when accumulating.
 template <class All, class Sub, class Index>
 void scatter_tokens(All&& all, const Sub& subset, const Index& index,
                     write_mode mode = write_mode::overwrite) {
