@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
@@ -49,34 +50,34 @@ struct patch_layout {
       }
   }
 };
+
+// Copies every image of `images` to its patches (ToPatches) or back.
+template <std::size_t P, bool ToPatches, class Images, class Patches>
+void move_patches(Images&& images, Patches&& patches, const char* op) {
+  const auto vp = patches.view();
+  const auto vi = images.view();
+  require_host<decltype(vp), decltype(vi)>();
+  using L = patch_layout<P, decltype(vi), decltype(vp)>;
+  if (vp.batch() != vi.batch())
+    throw shape_error(std::string("splitmask::") + op +
+                      ": images and patches disagree on the batch");
+  constexpr std::size_t image_size = L::C * L::S * L::S;  // = N · C·P·P
+  parallel_for(vi.batch(), image_size, [&](std::size_t b) {
+    L::template move<ToPatches>(vi.data() + b * image_size, vp.data() + b * image_size);
+  });
+}
 }  // namespace detail
 
 /// patches = the P x P patches of each image as rows.
 template <std::size_t P, class Patches, class Images>
 void patchify(Patches&& patches, const Images& images) {
-  const auto vp = patches.view();
-  const auto vi = images.view();
-  detail::require_host<decltype(vp), decltype(vi)>();
-  using L = detail::patch_layout<P, decltype(vi), decltype(vp)>;
-  if (vp.batch() != vi.batch())
-    throw shape_error("splitmask::patchify: images and patches disagree on the batch");
-  detail::parallel_for(vi.batch(), L::C * L::S * L::S, [&](std::size_t b) {
-    L::template move<true>(vi.data() + b * L::C * L::S * L::S, vp.data() + b * L::C * L::S * L::S);
-  });
+  detail::move_patches<P, true>(images, patches, "patchify");
 }
 
 /// images = the image whose patches are `patches` (patchify's inverse and backward).
 template <std::size_t P, class Images, class Patches>
 void unpatchify(Images&& images, const Patches& patches) {
-  const auto vp = patches.view();
-  const auto vi = images.view();
-  detail::require_host<decltype(vp), decltype(vi)>();
-  using L = detail::patch_layout<P, decltype(vi), decltype(vp)>;
-  if (vp.batch() != vi.batch())
-    throw shape_error("splitmask::unpatchify: images and patches disagree on the batch");
-  detail::parallel_for(vi.batch(), L::C * L::S * L::S, [&](std::size_t b) {
-    L::template move<false>(vi.data() + b * L::C * L::S * L::S, vp.data() + b * L::C * L::S * L::S);
-  });
+  detail::move_patches<P, false>(images, patches, "unpatchify");
 }
 
 }  // namespace splitmask
