@@ -6,9 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,12 +17,10 @@
 #include "splitmask/model/vit_encoder.hpp"
 #include "splitmask/tensor/expr/random.hpp"
 #include "support/compare.hpp"
+#include "support/fixture.hpp"
 #include "support/gradcheck.hpp"
 #include "support/vit_pipeline.hpp"
 
-#ifndef SPLITMASK_GOLDEN_DIR
-#error "SPLITMASK_GOLDEN_DIR must name the folder of the golden fixtures"
-#endif
 
 namespace {
 
@@ -33,6 +28,9 @@ using namespace splitmask;
 using splitmask::testing::check_gradients;
 using splitmask::testing::classifier_pipeline;
 using splitmask::testing::gradient_entry;
+using splitmask::testing::load;
+using splitmask::testing::load_fixture;
+using splitmask::testing::relative_error;
 
 // The golden fixture's model: 12 x 12 x 2 images, patch 4 (N = 9), D 16, depth 2, 2 heads.
 using golden_config = vit_config<12, 2, 4, 16, 2, 2>;
@@ -183,7 +181,7 @@ TEST_CASE("the whole encoder (learned positions, a token subset, a head): finite
   entries.push_back({"head.weight", net.head_weight.data(), net.d_head_weight.data(), 80});
   entries.push_back({"head.bias", net.head_bias.data(), net.d_head_bias.data(), 5});
   const auto res = check_gradients(
-      entries, [&] { return net.forward(); }, 1e-5, 64);
+      entries, [&] { return net.forward(); }, 1e-3, 64);
   MESSAGE(res.describe());
   CHECK(res.worst < 1e-6);
   const auto d_position = grads.data() + (net.encoder.params().position.data() - flat.data());
@@ -219,41 +217,8 @@ TEST_CASE("the gradient check detects a wrong gradient") {
 
 // ---- the golden comparison with PyTorch ----------------------------------------------------
 
-nlohmann::json load_fixture() {
-  const std::string path = std::string(SPLITMASK_GOLDEN_DIR) + "/vit_fixture.json";
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
-  return nlohmann::json::parse(in);
-}
-
-// Copies a fixture tensor into a view after checking its shape.
-template <class V>
-void load(const nlohmann::json& t, const std::string& name, V v) {
-  std::vector<std::size_t> shape;
-  for (std::size_t i = 0; i < std::decay_t<V>::rank; ++i) shape.push_back(v.extents().extent(i));
-  REQUIRE_MESSAGE(t.at("shape").get<std::vector<std::size_t>>() == shape,
-                  name << ": fixture shape differs from " << to_string(v.extents()));
-  const auto data = t.at("data").get<std::vector<double>>();
-  REQUIRE(data.size() == v.size());
-  for (std::size_t i = 0; i < data.size(); ++i)
-    v.data()[i] = static_cast<typename std::decay_t<V>::value_type>(data[i]);
-}
-
-// ‖got - ref‖ / ‖ref‖.
-template <class V>
-double relative_error(const V& got, const nlohmann::json& ref) {
-  const auto r = ref.at("data").get<std::vector<double>>();
-  REQUIRE(r.size() == got.size());
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < r.size(); ++i) {
-    diff += (double(got.data()[i]) - r[i]) * (double(got.data()[i]) - r[i]);
-    norm += r[i] * r[i];
-  }
-  return std::sqrt(diff / norm);
-}
-
 TEST_CASE("golden: forward, loss and every gradient equal PyTorch's in float32") {
-  const auto fx = load_fixture();
+  const auto fx = load_fixture("vit_fixture.json");
   const auto& cfg = fx.at("config");
   REQUIRE(cfg.at("image_size") == golden_config::image_size);
   REQUIRE(cfg.at("channels") == golden_config::channels);

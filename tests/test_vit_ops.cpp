@@ -109,6 +109,14 @@ TEST_CASE("linear backward: finite differences of x, W and b") {
   const auto dx1 = values(dx);
   linear_backward(dx, dw, db, r, x, w, write_mode::accumulate);
   CHECK(same(values(dw), twice(dw1)));
+
+  // dx may reuse x's memory: the weight gradient reads x first.
+  tensor<double, extents<9, 6>> dw_in_place;
+  tensor<double, extents<9>> db_in_place;
+  auto x_then_dx = x.clone();
+  linear_backward(x_then_dx, dw_in_place, db_in_place, r, x_then_dx, w);
+  CHECK(same(values(dw_in_place), dw1));
+  CHECK(same(values(x_then_dx), dx1));
   CHECK(same(values(db), twice(db1)));
   CHECK(same(values(dx), twice(dx1)));
 }

@@ -185,14 +185,33 @@ class vit_encoder {
   /// tokens = patches W_pe^T + b_pe + position.
   template <class Tokens, class Patches>
   void embed(Tokens&& tokens, const Patches& patches) const {
-    linear_forward(tokens, patches, params_.patch_embed_weight, params_.patch_embed_bias);
-    tokens = tokens.view() + position();
+    embed_patches(tokens, patches);
+    add_position(tokens);
   }
-
   /// Accumulates the patch embedding's (and learned positions') gradients from d_tokens.
   template <class DTokens, class Patches>
   void embed_backward(const DTokens& d_tokens, const Patches& patches) {
+    embed_patches_backward(d_tokens, patches);
+    add_position_backward(d_tokens);
+  }
+
+  /// The two halves of embed, for objectives that change tokens in between (BEiT's mask
+  /// tokens): tokens = patches W_pe^T + b_pe, then tokens += position.
+  template <class Tokens, class Patches>
+  void embed_patches(Tokens&& tokens, const Patches& patches) const {
+    linear_forward(tokens, patches, params_.patch_embed_weight, params_.patch_embed_bias);
+  }
+  template <class Tokens>
+  void add_position(Tokens&& tokens) const {
+    auto v = tokens.view();
+    v = v + position();
+  }
+  template <class DTokens, class Patches>
+  void embed_patches_backward(const DTokens& d_tokens, const Patches& patches) {
     linear_backward_params(grads_.patch_embed_weight, grads_.patch_embed_bias, d_tokens, patches);
+  }
+  template <class DTokens>
+  void add_position_backward(const DTokens& d_tokens) {
     if constexpr (Config::position == position_embedding::learned)  // sum over the batch
       detail::add_column_sums(grads_.position,
                               d_tokens.view().template reshape<extents<dynamic, N * D>>());

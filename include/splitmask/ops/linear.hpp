@@ -71,11 +71,12 @@ void linear_backward_params(DW&& dw, DB&& db, const DY& dy, const X& x) {
 }
 
 /// Both gradients of linear_forward: dx (written or accumulated), dW and db (accumulated).
+/// The parameters' come first, so dx may be x itself (its memory reused once x is read).
 template <class DX, class DW, class DB, class DY, class X, class W>
 void linear_backward(DX&& dx, DW&& dw, DB&& db, const DY& dy, const X& x, const W& w,
                      write_mode mode = write_mode::overwrite) {
-  linear_backward_input(dx, dy, w, mode);
   linear_backward_params(dw, db, dy, x);
+  linear_backward_input(dx, dy, w, mode);
 }
 
 }  // namespace splitmask

@@ -1,0 +1,190 @@
+// patch_tokenizer: the targets of SplitMask. Each patch's token id is the vocabulary patch most
+// similar to it by cosine similarity in pixel space, after each channel is standardised with the
+// dataset's mean and std (so that blank background patches are not zero vectors). The vocabulary
+// is K patches drawn at random from training images; a spherical k-means refinement is optional.
+//
+//   vocabulary (K, L) unit rows   patches (B, N, L), L = C·P·P   ids (B, N) int32
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/core/rng.hpp"
+#include "splitmask/model/vit_config.hpp"
+#include "splitmask/backend/cpu/gemm.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/ops/matmul.hpp"
+#include "splitmask/ops/patchify.hpp"
+#include "splitmask/tensor/copy.hpp"
+#include "splitmask/tensor/tensor.hpp"
+
+namespace splitmask {
+
+template <class Config>
+class patch_tokenizer {
+  static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
+
+ public:
+  static constexpr std::size_t K = Config::vocabulary, L = Config::patch_length;
+  static constexpr std::size_t N = Config::patches, C = Config::channels;
+  static constexpr std::size_t P = Config::patch_size, S = Config::image_size;
+  using vocabulary_type = tensor<float, extents<K, L>>;  // (K, L), rows of unit length
+
+  /// A tokenizer with the given per-channel statistics and an all-zero vocabulary (load one, or
+  /// use sample()).
+  patch_tokenizer(const std::array<float, C>& mean, const std::array<float, C>& std_dev)
+      : mean_(mean), std_(std_dev) {
+    for (std::size_t c = 0; c < C; ++c)
+      if (!(std_dev[c] > 0) || !std::isfinite(mean[c]))
+        throw std::invalid_argument("splitmask::patch_tokenizer: channel " + std::to_string(c) +
+                                    " has std " + std::to_string(std_dev[c]) + " and mean " +
+                                    std::to_string(mean[c]) +
+                                    "; the std must be positive and both finite");
+  }
+
+  /// K patches drawn at random (seeded) from `images` (M, C, S, S): each draw picks an image and
+  /// a patch position; standardised patches of (nearly) zero norm are drawn again, since their
+  /// direction is undefined. Throws when the images hold too few usable patches.
+  template <class Images>
+  static patch_tokenizer sample(const Images& images, const std::array<float, C>& mean,
+                                const std::array<float, C>& std_dev, std::uint64_t seed) {
+    patch_tokenizer t(mean, std_dev);
+    const auto vi = images.view();
+    const std::size_t count = vi.batch();
+    if (count == 0) throw shape_error("splitmask::patch_tokenizer::sample: no images");
+    const counter_rng rng(seed, 0x70c);
+    tensor<float, extents<1, N, L>> patches;
+    std::size_t draw = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      for (;; ++draw) {
+        if (draw >= 64 * K + 1024)
+          throw shape_error(
+              "splitmask::patch_tokenizer::sample: the images hold too few patches that differ "
+              "from the channel means to fill a vocabulary of " +
+              std::to_string(K));
+        const std::size_t image = rng.bits(draw).v[0] % count;
+        const std::size_t position = rng.bits(draw).v[1] % N;
+        patchify<P>(patches, vi.slice(image, 1));
+        float* row = t.vocabulary_.data() + k * L;
+        t.standardise(patches.data() + position * L, row);
+        if (normalise(row)) break;
+      }
+      ++draw;
+    }
+    return t;
+  }
+
+  /// ids(b, t) = argmax over k of <standardised patch (b, t), vocabulary row k>; ties and
+  /// all-zero patches go to the lowest id. Reuses its workspace while the batch stays the same.
+  template <class Ids, class Patches>
+  void assign(Ids&& ids, const Patches& patches) const {
+    const auto vp = patches.view();
+    const auto vi = ids.view();
+    detail::require_host<decltype(vp), decltype(vi)>();
+    static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, N, L>> &&
+                      std::is_same_v<typename decltype(vi)::extents_type, extents<dynamic, N>> &&
+                      std::is_same_v<typename decltype(vi)::value_type, std::int32_t>,
+                  "splitmask::patch_tokenizer::assign: patches (B, N, C·P·P) and int32 ids (B, N)");
+    if (vi.batch() != vp.batch())
+      throw shape_error("splitmask::patch_tokenizer::assign: ids and patches disagree on B");
+    const std::size_t rows = vp.batch() * N;
+    if (standardised_.batch() != rows) {
+      standardised_ = tensor<float, extents<dynamic, L>>(rows);
+      scores_ = tensor<float, extents<dynamic, K>>(rows);
+    }
+    detail::parallel_for(rows, L, [&](std::size_t r) {
+      standardise(vp.data() + r * L, standardised_.data() + r * L);
+    });
+    matmul(scores_, standardised_, transposed(vocabulary_));
+    detail::parallel_for(rows, K, [&](std::size_t r) {
+      const float* s = scores_.data() + r * K;
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < K; ++k)
+        if (s[k] > s[best]) best = k;  // NaN never wins: comparisons with it are false
+      vi.data()[r] = static_cast<std::int32_t>(best);
+    });
+  }
+
+  /// Spherical k-means on `patches` (M, N, L) raw patches: each iteration assigns every
+  /// standardised patch to its nearest vocabulary row and moves each row to the normalised sum
+  /// of its members; rows with no members keep their patch. Returns the mean cosine similarity
+  /// of patches of non-zero norm to their rows after the last iteration.
+  template <class Patches>
+  double refine(const Patches& patches, std::size_t iterations) {
+    const auto vp = patches.view();
+    const std::size_t rows = vp.batch() * N;
+    tensor<std::int32_t, extents<dynamic, N>> ids(vp.batch());
+    std::vector<double> sums(K * L);
+    double mean_similarity = 0;
+    for (std::size_t it = 0; it < iterations; ++it) {
+      assign(ids, vp);
+      std::fill(sums.begin(), sums.end(), 0.0);
+      double similarity = 0;
+      std::size_t counted = 0;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float* x = standardised_.data() + r * L;
+        double norm = 0;
+        for (std::size_t c = 0; c < L; ++c) norm += double(x[c]) * x[c];
+        if (norm == 0) continue;
+        norm = std::sqrt(norm);
+        const std::size_t k = static_cast<std::size_t>(ids.data()[r]);
+        for (std::size_t c = 0; c < L; ++c) sums[k * L + c] += x[c] / norm;
+        similarity += scores_.data()[r * K + k] / norm;
+        ++counted;
+      }
+      mean_similarity = counted ? similarity / double(counted) : 0.0;
+      for (std::size_t k = 0; k < K; ++k) {
+        std::vector<float> row(sums.begin() + k * L, sums.begin() + (k + 1) * L);
+        if (normalise(row.data())) std::copy(row.begin(), row.end(), vocabulary_.data() + k * L);
+      }
+    }
+    return mean_similarity;
+  }
+
+  const vocabulary_type& vocabulary() const { return vocabulary_; }
+  /// Replaces the vocabulary; every row is normalised to unit length (a zero row is refused).
+  template <class V>
+  void set_vocabulary(const V& vocabulary) {
+    copy(vocabulary_, vocabulary);
+    for (std::size_t k = 0; k < K; ++k)
+      if (!normalise(vocabulary_.data() + k * L))
+        throw std::invalid_argument("splitmask::patch_tokenizer: vocabulary row " +
+                                    std::to_string(k) + " has zero norm");
+  }
+  const std::array<float, C>& mean() const { return mean_; }
+  const std::array<float, C>& std_dev() const { return std_; }
+
+ private:
+  // out = the patch with each element standardised by its channel (c = k / (P·P)).
+  void standardise(const float* patch, float* out) const {
+    for (std::size_t c = 0; c < C; ++c) {
+      const float m = mean_[c], inv = 1.0f / std_[c];
+      for (std::size_t k = c * P * P; k < (c + 1) * P * P; ++k) out[k] = (patch[k] - m) * inv;
+    }
+  }
+  // Scales a row of L to unit length; false (row unchanged) when its norm is too small to have
+  // a direction.
+  static bool normalise(float* row) {
+    double norm = 0;
+    for (std::size_t c = 0; c < L; ++c) norm += double(row[c]) * row[c];
+    norm = std::sqrt(norm);
+    if (!(norm > 1e-6)) return false;
+    for (std::size_t c = 0; c < L; ++c) row[c] = static_cast<float>(row[c] / norm);
+    return true;
+  }
+
+  std::array<float, C> mean_, std_;
+  vocabulary_type vocabulary_;
+  mutable tensor<float, extents<dynamic, L>> standardised_;  // (B·N, L) assign's workspace
+  mutable tensor<float, extents<dynamic, K>> scores_;        // (B·N, K)
+};
+
+}  // namespace splitmask

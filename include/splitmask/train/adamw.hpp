@@ -1,0 +1,116 @@
+// AdamW (Loshchilov & Hutter) as PyTorch's torch.optim.AdamW computes it, over parameter tensors
+// registered once as (values, gradients, size, decay) segments; the moments live in one flat
+// buffer each. Weight decay is decoupled (p -= lr·wd·p) and applies only to segments marked to
+// decay (linear weights; not biases, norms, positions or mask tokens).
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p -= lr / (1 - b1^t) · m / (sqrt(v / (1 - b2^t)) + eps)
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/tensor/tensor.hpp"
+
+namespace splitmask {
+
+struct adamw_options {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.05;
+};
+
+template <class T>
+class adamw {
+ public:
+  struct segment {
+    std::string name;
+    T* values;
+    const T* gradients;
+    std::size_t size;
+    bool decay;
+    std::size_t offset;  // into the moment buffers
+  };
+
+  explicit adamw(adamw_options options = {}) : options_(options) {}
+
+  /// Registers a parameter tensor and its gradient (before the first step).
+  void add(std::string name, T* values, const T* gradients, std::size_t size, bool decay) {
+    if (steps_ != 0)
+      throw std::logic_error("splitmask::adamw: parameters are registered before the first step");
+    segments_.push_back({std::move(name), values, gradients, size, decay, total_});
+    total_ += size;
+    first_ = tensor<T, extents<dynamic>>(total_);
+    second_ = tensor<T, extents<dynamic>>(total_);
+  }
+
+  /// One update with learning rate lr, the gradients scaled by grad_scale first (clipping).
+  void step(double lr, double grad_scale = 1.0) {
+    ++steps_;
+    const double b1 = options_.beta1, b2 = options_.beta2;
+    const double correction1 = 1 - std::pow(b1, double(steps_));
+    const double correction2_sqrt = std::sqrt(1 - std::pow(b2, double(steps_)));
+    const T step_size = T(lr / correction1);
+    for (const auto& s : segments_) {
+      const T decay = s.decay ? T(1 - lr * options_.weight_decay) : T(1);
+      T* m = first_.data() + s.offset;
+      T* v = second_.data() + s.offset;
+      T* p = s.values;
+      const T* g = s.gradients;
+      const T scale = T(grad_scale), tb1 = T(b1), tb2 = T(b2);
+      const T inv_c2 = T(1 / correction2_sqrt), eps = T(options_.eps);
+      detail::parallel_for((s.size + 255) / 256, 256 * 8, [&](std::size_t chunk) {
+        const std::size_t end = std::min(s.size, (chunk + 1) * 256);
+        for (std::size_t i = chunk * 256; i < end; ++i) {
+          const T gi = g[i] * scale;
+          m[i] = tb1 * m[i] + (1 - tb1) * gi;
+          v[i] = tb2 * v[i] + (1 - tb2) * gi * gi;
+          p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_c2 + eps);
+        }
+      });
+    }
+  }
+
+  /// The global L2 norm of all registered gradients (accumulated in double).
+  double gradient_norm() const {
+    double sum = 0;
+    for (const auto& s : segments_)
+      for (std::size_t i = 0; i < s.size; ++i) sum += double(s.gradients[i]) * s.gradients[i];
+    return std::sqrt(sum);
+  }
+
+  const std::vector<segment>& segments() const { return segments_; }
+  std::uint64_t steps() const { return steps_; }
+  /// The moment buffers, in segment order (for checkpoints).
+  tensor_view<T, extents<dynamic>> first_moment() { return first_.view(); }
+  tensor_view<T, extents<dynamic>> second_moment() { return second_.view(); }
+  /// Restores the step count with the moments (for resuming).
+  void set_steps(std::uint64_t steps) { steps_ = steps; }
+  const adamw_options& options() const { return options_; }
+
+ private:
+  adamw_options options_;
+  std::vector<segment> segments_;
+  std::size_t total_ = 0;
+  std::uint64_t steps_ = 0;
+  tensor<T, extents<dynamic>> first_, second_;
+};
+
+/// The learning rate at `step` (0-based): a linear warm-up over `warmup` steps (base/warmup at
+/// step 0, base at step warmup - 1), then a cosine decay to `final_lr` at `total` steps; with
+/// total 0, constant at `base` after the warm-up.
+inline double warmup_cosine_lr(double base, std::uint64_t step, std::uint64_t warmup,
+                               std::uint64_t total, double final_lr = 0) {
+  if (step < warmup) return base * double(step + 1) / double(warmup);
+  if (total == 0) return base;
+  if (step >= total) return final_lr;
+  const double progress = double(step - warmup) / double(std::max<std::uint64_t>(1, total - warmup));
+  return final_lr + (base - final_lr) * 0.5 * (1 + std::cos(3.14159265358979323846 * progress));
+}
+
+}  // namespace splitmask

@@ -1,0 +1,73 @@
+// split_sampler: SplitMask's random split of each image's N patch positions into two disjoint
+// subsets, A of N_A positions and B of N_B = N - N_A, covering all N. Each image's split is a
+// Fisher-Yates shuffle driven by the counter-based RNG keyed by (seed, step, image), so a seed
+// and a step number give the same split on any machine, thread count or batch order. Each
+// subset is returned in ascending order.
+//
+//   index_a (B, N_A) int32   index_b (B, N_B) int32
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/core/rng.hpp"
+#include "splitmask/model/vit_config.hpp"
+#include "splitmask/ops/common.hpp"
+#include "splitmask/tensor/tensor_view.hpp"
+
+namespace splitmask {
+
+template <class Config>
+class split_sampler {
+  static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
+
+ public:
+  static constexpr std::size_t N = Config::patches;
+  static constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
+  using index_a_extents = extents<dynamic, N_A>;  // (B, N_A)
+  using index_b_extents = extents<dynamic, N_B>;  // (B, N_B)
+
+  explicit split_sampler(std::uint64_t seed) : seed_(seed) {}
+
+  /// Fills index_a and index_b with the split of images `first_image`, ... of training step
+  /// `step` (first_image numbers images across a run, e.g. step·B, so that any batching of the
+  /// same images gives the same splits).
+  template <class IA, class IB>
+  void sample(IA&& index_a, IB&& index_b, std::uint64_t step, std::uint64_t first_image = 0) const {
+    const auto va = index_a.view();
+    const auto vb = index_b.view();
+    detail::require_host<decltype(va), decltype(vb)>();
+    static_assert(std::is_same_v<typename decltype(va)::extents_type, index_a_extents> &&
+                      std::is_same_v<typename decltype(vb)::extents_type, index_b_extents> &&
+                      std::is_same_v<typename decltype(va)::value_type, std::int32_t> &&
+                      std::is_same_v<typename decltype(vb)::value_type, std::int32_t>,
+                  "splitmask::split_sampler: the subsets are int32 (B, N_A) and (B, N_B)");
+    if (va.batch() != vb.batch())
+      throw shape_error("splitmask::split_sampler: the two subsets disagree on the batch");
+    const counter_rng rng(seed_, step);
+    detail::parallel_for(va.batch(), N * 8, [&](std::size_t b) {
+      std::int32_t order[N];
+      for (std::size_t i = 0; i < N; ++i) order[i] = static_cast<std::int32_t>(i);
+      const std::uint64_t base = (first_image + b) * N;
+      for (std::size_t i = N - 1; i > 0; --i) {  // Fisher-Yates: order[i] <-> order[j], j <= i
+        const std::uint64_t r = rng.bits(base + i).v[0];
+        const std::size_t j = static_cast<std::size_t>((r * (i + 1)) >> 32);  // uniform in [0, i]
+        std::swap(order[i], order[j]);
+      }
+      std::sort(order, order + N_A);
+      std::sort(order + N_A, order + N);
+      std::copy(order, order + N_A, va.data() + b * N_A);
+      std::copy(order + N_A, order + N, vb.data() + b * N_B);
+    });
+  }
+
+  std::uint64_t seed() const { return seed_; }
+
+ private:
+  std::uint64_t seed_;
+};
+
+}  // namespace splitmask

@@ -1,0 +1,181 @@
+// splitmask_trainer: one SplitMask training step, everything preallocated for a batch size.
+//   ids = tokenizer(patches)                      targets, no gradient
+//   A, B = split(N positions)                     per image, seeded by (seed, step)
+//   e_A = encoder(tokens[A]), e_B = encoder(tokens[B])
+//   CE_A, z̄_A = decoder(e_A -> predicts ids[B]);  CE_B, z̄_B = decoder(e_B -> predicts ids[A])
+//   loss = CE_A + CE_B + λ · InfoNCE(z̄_A, z̄_B)
+// then backward through all of it, gradient clipping by global norm, and AdamW with a linear
+// warm-up and cosine schedule.
+//
+// Legend: B batch, N patches, N_A / N_B subsets, D encoder width, Dd decoder width.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/model/splitmask_decoder.hpp"
+#include "splitmask/model/vit_encoder.hpp"
+#include "splitmask/ops/infonce.hpp"
+#include "splitmask/ops/patchify.hpp"
+#include "splitmask/ops/tokens.hpp"
+#include "splitmask/tokenizer/patch_tokenizer.hpp"
+#include "splitmask/train/adamw.hpp"
+#include "splitmask/train/pretrain_step.hpp"
+#include "splitmask/train/split_sampler.hpp"
+
+namespace splitmask {
+
+template <class Config, class T = float>
+class splitmask_trainer {
+ public:
+  static constexpr std::size_t N = Config::patches, D = Config::width, L = Config::patch_length;
+  static constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
+  static constexpr std::size_t Dd = Config::decoder_width;
+  using encoder_type = vit_encoder<Config, T>;
+  using decoder_type = splitmask_decoder<Config, T>;
+  using image_extents = typename encoder_type::image_extents;  // (B, C, S, S)
+  using patch_extents = typename encoder_type::patch_extents;  // (B, N, L)
+
+  splitmask_trainer(std::size_t batch, patch_tokenizer<Config> tokenizer,
+                    pretrain_options options = {})
+      : options_(options),
+        batch_(batch),
+        encoder_(options.seed),
+        decoder_(options.seed),
+        tokenizer_(std::move(tokenizer)),
+        sampler_(options.seed),
+        optimizer_(options.adamw),
+        patches_(batch),
+        ids_(batch),
+        index_a_(batch),
+        index_b_(batch),
+        tokens_(batch),
+        d_tokens_(batch),
+        x_a_(batch),
+        d_x_a_(batch),
+        d_e_a_(batch),
+        x_b_(batch),
+        d_x_b_(batch),
+        d_e_b_(batch),
+        encoder_a_(batch),
+        encoder_b_(batch),
+        decoder_a_(batch),
+        decoder_b_(batch),
+        d_pooled_a_(batch),
+        d_pooled_b_(batch) {
+    if (batch < 2)
+      throw std::invalid_argument(
+          "splitmask::splitmask_trainer: InfoNCE needs at least 2 images per batch");
+    detail::register_parameters(optimizer_, encoder_);
+    detail::register_parameters(optimizer_, decoder_);
+  }
+  splitmask_trainer(const splitmask_trainer&) = delete;
+  splitmask_trainer& operator=(const splitmask_trainer&) = delete;
+
+  /// One training step on `images` (B, C, S, S): tokens, split, forward, backward, clipping,
+  /// AdamW. Throws (before updating anything) when the loss is not finite.
+  template <class Images>
+  step_losses step(const Images& images) {
+    check_batch(images.view().batch(), "step");
+    patchify<Config::patch_size>(patches_, images);
+    tokenizer_.assign(ids_, patches_);
+    sampler_.sample(index_a_, index_b_, optimizer_.steps(), optimizer_.steps() * batch_);
+    return step_with(patches_, ids_, index_a_, index_b_);
+  }
+
+  /// One step with given patches (B, N, L), token ids (B, N) and split (B, N_A), (B, N_B).
+  template <class Patches, class Ids, class IA, class IB>
+  step_losses step_with(const Patches& patches, const Ids& ids, const IA& index_a,
+                             const IB& index_b) {
+    step_losses losses = compute_gradients(patches, ids, index_a, index_b);
+    detail::apply_update(optimizer_, options_, losses);
+    return losses;
+  }
+
+  /// Forward and backward only: the losses and, in the encoder's and decoder's gradients, the
+  /// gradient of the total loss (zeroed first). No update.
+  template <class Patches, class Ids, class IA, class IB>
+  step_losses compute_gradients(const Patches& patches, const Ids& ids, const IA& index_a,
+                                     const IB& index_b) {
+    check_batch(patches.view().batch(), "compute_gradients");
+    encoder_.zero_grads();
+    decoder_.zero_grads();
+    step_losses losses;
+    encoder_.embed(tokens_, patches);
+    gather_tokens(x_a_, tokens_, index_a);
+    gather_tokens(x_b_, tokens_, index_b);
+    const auto e_a = encoder_.forward(encoder_a_, x_a_);
+    const auto e_b = encoder_.forward(encoder_b_, x_b_);
+    losses.ce_a = decoder_.forward(decoder_a_, e_a, index_a, index_b, ids);
+    losses.ce_b = decoder_.forward(decoder_b_, e_b, index_b, index_a, ids);
+    losses.infonce = infonce_forward(infonce_, decoder_a_.pooled, decoder_b_.pooled, options_.tau);
+    losses.total = losses.ce_a + losses.ce_b + options_.lambda * losses.infonce;
+
+    infonce_backward(d_pooled_a_, d_pooled_b_, infonce_, options_.lambda);
+    decoder_.backward(decoder_a_, d_e_a_, d_pooled_a_, 1.0, e_a, index_a, index_b);
+    decoder_.backward(decoder_b_, d_e_b_, d_pooled_b_, 1.0, e_b, index_b, index_a);
+    encoder_.backward(encoder_a_, d_x_a_, d_e_a_);
+    encoder_.backward(encoder_b_, d_x_b_, d_e_b_);
+    d_tokens_ = T(0);  // A and B are disjoint and cover every position
+    scatter_tokens(d_tokens_, d_x_a_, index_a);
+    scatter_tokens(d_tokens_, d_x_b_, index_b);
+    encoder_.embed_backward(d_tokens_, patches);
+    losses.grad_norm = optimizer_.gradient_norm();
+    return losses;
+  }
+
+  /// Matrix-product FLOPs (2·M·N·K) of one step: forward of both branches, backward as twice
+  /// that, and the token assignment (one GEMM against the vocabulary).
+  static constexpr double step_flops(double batch) {
+    const double forward =
+        encoder_type::forward_flops(batch, N_A, false) + encoder_type::forward_flops(batch, N_B, false) +
+        2.0 * batch * N * L * D + decoder_type::forward_flops(batch, N_A, N_B) +
+        decoder_type::forward_flops(batch, N_B, N_A);
+    return 3 * forward + 2.0 * batch * N * L * Config::vocabulary;
+  }
+
+  encoder_type& encoder() { return encoder_; }
+  decoder_type& decoder() { return decoder_; }
+  const patch_tokenizer<Config>& tokenizer() const { return tokenizer_; }
+  patch_tokenizer<Config>& tokenizer() { return tokenizer_; }
+  adamw<T>& optimizer() { return optimizer_; }
+  const pretrain_options& options() const { return options_; }
+  std::size_t batch() const { return batch_; }
+  std::uint64_t steps() const { return optimizer_.steps(); }
+
+ private:
+  void check_batch(std::size_t b, const char* what) const {
+    if (b != batch_)
+      throw shape_error("splitmask::splitmask_trainer::" + std::string(what) + ": got " +
+                        std::to_string(b) + " images; this trainer was sized for " +
+                        std::to_string(batch_));
+  }
+
+  pretrain_options options_;
+  std::size_t batch_;
+  encoder_type encoder_;
+  decoder_type decoder_;
+  patch_tokenizer<Config> tokenizer_;
+  split_sampler<Config> sampler_;
+  adamw<T> optimizer_;
+  tensor<T, patch_extents> patches_;                                        // (B, N, L)
+  tensor<std::int32_t, extents<dynamic, N>> ids_;                           // (B, N)
+  tensor<std::int32_t, extents<dynamic, N_A>> index_a_;                     // (B, N_A)
+  tensor<std::int32_t, extents<dynamic, N_B>> index_b_;                     // (B, N_B)
+  tensor<T, extents<dynamic, N, D>> tokens_, d_tokens_;                     // (B, N, D)
+  tensor<T, extents<dynamic, N_A, D>> x_a_, d_x_a_, d_e_a_;                 // (B, N_A, D)
+  tensor<T, extents<dynamic, N_B, D>> x_b_, d_x_b_, d_e_b_;                 // (B, N_B, D)
+  encoder_activations<Config, T, N_A> encoder_a_;
+  encoder_activations<Config, T, N_B> encoder_b_;
+  decoder_activations<Config, T, N_A, N_B> decoder_a_;
+  decoder_activations<Config, T, N_B, N_A> decoder_b_;
+  infonce_state<T, Dd> infonce_;
+  tensor<T, extents<dynamic, Dd>> d_pooled_a_, d_pooled_b_;  // (B, Dd)
+};
+
+}  // namespace splitmask
