@@ -26,25 +26,26 @@ void splitmask_step(benchmark::State& state) {
   trainer.step(images);  // first-use allocations (InfoNCE state) out of the timing
   for (auto _ : state) benchmark::DoNotOptimize(trainer.step(images).total);
   const double steps = static_cast<double>(state.iterations());
-  state.counters["images/s"] = benchmark::Counter(steps * double(batch), benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      steps * splitmask_trainer<config>::step_flops(double(batch)) * 1e-9,
-      benchmark::Counter::kIsRate);
+  state.counters["images/s"] =
+      benchmark::Counter(steps * double(batch), benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(steps * splitmask_trainer<config>::step_flops(double(batch)) * 1e-9,
+                         benchmark::Counter::kIsRate);
 }
 
 void beit_step(benchmark::State& state) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   const auto images = random_images(batch);
-  beit_trainer<config> trainer(
-      batch, patch_tokenizer<config>::sample(images, {0.5f}, {0.29f}, 1), pretrain_options{});
+  beit_trainer<config> trainer(batch, patch_tokenizer<config>::sample(images, {0.5f}, {0.29f}, 1),
+                               pretrain_options{});
   for (auto _ : state) benchmark::DoNotOptimize(trainer.step(images).total);
   const double steps = static_cast<double>(state.iterations());
-  const double flops = 3 * (vit_encoder<config>::forward_flops(double(batch), config::patches) +
-                            2.0 * double(batch) * config::subset_b * config::width *
-                                config::vocabulary) +
-                       2.0 * double(batch) * config::patches * config::patch_length *
-                           config::vocabulary;
-  state.counters["images/s"] = benchmark::Counter(steps * double(batch), benchmark::Counter::kIsRate);
+  const double flops =
+      3 * (vit_encoder<config>::forward_flops(double(batch), config::patches) +
+           2.0 * double(batch) * config::subset_b * config::width * config::vocabulary) +
+      2.0 * double(batch) * config::patches * config::patch_length * config::vocabulary;
+  state.counters["images/s"] =
+      benchmark::Counter(steps * double(batch), benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(steps * flops * 1e-9, benchmark::Counter::kIsRate);
 }
 

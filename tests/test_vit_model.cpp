@@ -21,7 +21,6 @@
 #include "support/gradcheck.hpp"
 #include "support/vit_pipeline.hpp"
 
-
 namespace {
 
 using namespace splitmask;

@@ -1,6 +1,6 @@
 // The CPU path of splitmask in one include: shapes, tensors, expressions, matmul, random
-// numbers, the model's ops and the ViT encoder. <splitmask/cuda.hpp> adds the CUDA path (nvcc
-// only).
+// numbers, the model's ops, the ViT encoder, the SplitMask decoder, tokenizer and trainers (and
+// BEiT's). <splitmask/cuda.hpp> adds the CUDA path (nvcc only).
 #pragma once
 
 #include "splitmask/backend/cpu/evaluate.hpp"
@@ -12,6 +12,7 @@
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
+#include "splitmask/model/splitmask_decoder.hpp"
 #include "splitmask/model/transformer_block.hpp"
 #include "splitmask/model/vit_config.hpp"
 #include "splitmask/model/vit_encoder.hpp"
@@ -19,6 +20,7 @@
 #include "splitmask/ops/common.hpp"
 #include "splitmask/ops/cross_entropy.hpp"
 #include "splitmask/ops/gelu.hpp"
+#include "splitmask/ops/infonce.hpp"
 #include "splitmask/ops/layernorm.hpp"
 #include "splitmask/ops/linear.hpp"
 #include "splitmask/ops/matmul.hpp"
@@ -31,3 +33,9 @@
 #include "splitmask/tensor/expr/reduce.hpp"
 #include "splitmask/tensor/tensor.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
+#include "splitmask/tokenizer/patch_tokenizer.hpp"
+#include "splitmask/train/adamw.hpp"
+#include "splitmask/train/beit_trainer.hpp"
+#include "splitmask/train/pretrain_step.hpp"
+#include "splitmask/train/split_sampler.hpp"
+#include "splitmask/train/splitmask_trainer.hpp"

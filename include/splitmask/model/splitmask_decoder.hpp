@@ -45,8 +45,8 @@ struct decoder_parameters {
   std::vector<typename block::parameters> blocks =
       std::vector<typename block::parameters>(Config::decoder_depth);
   tensor_view<T, extents<Dd>> norm_weight, norm_bias;  // (Dd)
-  tensor_view<T, extents<K, Dd>> pred_weight;           // (K, Dd)
-  tensor_view<T, extents<K>> pred_bias;                 // (K)
+  tensor_view<T, extents<K, Dd>> pred_weight;          // (K, Dd)
+  tensor_view<T, extents<K>> pred_bias;                // (K)
 
   // Assigning views writes elements: the struct is bound into an arena, never assigned.
   decoder_parameters& operator=(const decoder_parameters&) = delete;
@@ -88,17 +88,17 @@ struct decoder_activations {
   std::vector<typename block::template activations<N>> blocks =
       std::vector<typename block::template activations<N>>(Config::decoder_depth);
   typename block::template workspace<N> workspace;
-  tensor_view<T, extents<dynamic, n_in, Dd>> embedded;           // (B, n_in, Dd)
-  tensor_view<T, extents<dynamic, N, Dd>> final_input;           // (B, N, Dd)
+  tensor_view<T, extents<dynamic, n_in, Dd>> embedded;          // (B, n_in, Dd)
+  tensor_view<T, extents<dynamic, N, Dd>> final_input;          // (B, N, Dd)
   tensor_view<T, extents<dynamic, N, 1>> norm_mean, norm_rstd;  // (B, N, 1)
-  tensor_view<T, extents<dynamic, N, Dd>> output;                // (B, N, Dd): z
-  tensor_view<T, extents<dynamic, n_out, Dd>> predicted;         // (B, n_out, Dd): z gathered
-  tensor_view<T, extents<dynamic, n_out, K>> logits;             // (B, n_out, K), then d_logits
-  tensor_view<T, extents<dynamic>> lse;                          // (B·n_out)
-  tensor_view<T, extents<dynamic, Dd>> pooled;                   // (B, Dd)
-  tensor_view<T, extents<dynamic, N, Dd>> d_x;                   // (B, N, Dd) backward's stream
-  tensor_view<T, extents<Dd>> column_sums;                       // (Dd) backward's scratch
-  tensor<std::int32_t, extents<dynamic>> targets;                // (B·n_out) token ids
+  tensor_view<T, extents<dynamic, N, Dd>> output;               // (B, N, Dd): z
+  tensor_view<T, extents<dynamic, n_out, Dd>> predicted;        // (B, n_out, Dd): z gathered
+  tensor_view<T, extents<dynamic, n_out, K>> logits;            // (B, n_out, K), then d_logits
+  tensor_view<T, extents<dynamic>> lse;                         // (B·n_out)
+  tensor_view<T, extents<dynamic, Dd>> pooled;                  // (B, Dd)
+  tensor_view<T, extents<dynamic, N, Dd>> d_x;                  // (B, N, Dd) backward's stream
+  tensor_view<T, extents<Dd>> column_sums;                      // (Dd) backward's scratch
+  tensor<std::int32_t, extents<dynamic>> targets;               // (B·n_out) token ids
 
   decoder_activations() = default;
   explicit decoder_activations(std::size_t batch_size) { resize(batch_size); }
@@ -181,18 +181,17 @@ class splitmask_decoder {
                   "splitmask::splitmask_decoder: the token ids are (B, N)");
     const std::size_t batch = encoded.view().batch();
     if (act.batch != batch || vi.batch() != batch)
-      throw shape_error("splitmask::splitmask_decoder::forward: the encoded tokens, the ids and "
-                        "the activations disagree on the batch");
+      throw shape_error(
+          "splitmask::splitmask_decoder::forward: the encoded tokens, the ids and "
+          "the activations disagree on the batch");
     linear_forward(act.embedded, encoded, params_.embed_weight, params_.embed_bias);
     auto& x = act.blocks[0].input;
     x = params_.mask_token;  // every position, then the encoded tokens at theirs
     scatter_tokens(x, act.embedded, index_in);
     x = x + position_.view();
     for (std::size_t i = 0; i < Config::decoder_depth; ++i) {
-      const auto& next =
-          i + 1 < Config::decoder_depth ? act.blocks[i + 1].input : act.final_input;
-      block::forward(params_.blocks[i], act.blocks[i], act.workspace, next,
-                     Config::layer_norm_eps);
+      const auto& next = i + 1 < Config::decoder_depth ? act.blocks[i + 1].input : act.final_input;
+      block::forward(params_.blocks[i], act.blocks[i], act.workspace, next, Config::layer_norm_eps);
     }
     layernorm_forward(act.output, act.norm_mean, act.norm_rstd, act.final_input,
                       params_.norm_weight, params_.norm_bias, Config::layer_norm_eps);
@@ -216,16 +215,15 @@ class splitmask_decoder {
                 const IndexOut& index_out) {
     cross_entropy_backward(act.logits, act.logits, act.lse, act.targets, ce_scale);
     auto d_predicted = act.predicted;  // the gathered z is no longer needed: reuse its memory
-    linear_backward(d_predicted, grads_.pred_weight, grads_.pred_bias, act.logits,
-                    act.predicted, params_.pred_weight);
+    linear_backward(d_predicted, grads_.pred_weight, grads_.pred_bias, act.logits, act.predicted,
+                    params_.pred_weight);
     act.d_x = T(0);
     scatter_tokens(act.d_x, d_predicted, index_out);
     mean_tokens_backward(act.d_x, d_pooled, write_mode::accumulate);
     layernorm_backward(act.d_x, grads_.norm_weight, grads_.norm_bias, act.d_x, act.final_input,
                        act.norm_mean, act.norm_rstd, params_.norm_weight);
     for (std::size_t i = Config::decoder_depth; i-- > 0;)
-      block::backward(params_.blocks[i], grads_.blocks[i], act.blocks[i], act.workspace,
-                      act.d_x);
+      block::backward(params_.blocks[i], grads_.blocks[i], act.blocks[i], act.workspace, act.d_x);
     // The mask token sits at every position but the input ones.
     detail::add_column_sums(grads_.mask_token, as_rows(act.d_x));
     gather_tokens(act.embedded, act.d_x, index_in);  // d(embedded), over forward's values

@@ -63,8 +63,9 @@ double infonce_forward(infonce_state<T, D>& state, const PA& p_a, const PB& p_b,
                 "splitmask::infonce_forward: the descriptors are (B, D)");
   const std::size_t B = va.batch();
   if (vb.batch() != B || B == 0)
-    throw shape_error("splitmask::infonce_forward: the descriptors must hold the same, non-zero "
-                      "number of images");
+    throw shape_error(
+        "splitmask::infonce_forward: the descriptors must hold the same, non-zero "
+        "number of images");
   if (!(tau > 0)) throw shape_error("splitmask::infonce_forward: the temperature must be > 0");
   state.resize(B);
   state.tau = tau;
@@ -84,7 +85,8 @@ double infonce_forward(infonce_state<T, D>& state, const PA& p_a, const PB& p_b,
     for (std::size_t j = 1; j < B; ++j) m = std::max(m, s[i * B + j]);
     double z = 0;
     for (std::size_t j = 0; j < B; ++j) z += std::exp(s[i * B + j] - m);
-    for (std::size_t j = 0; j < B; ++j) state.row_softmax[i * B + j] = T(std::exp(s[i * B + j] - m) / z);
+    for (std::size_t j = 0; j < B; ++j)
+      state.row_softmax[i * B + j] = T(std::exp(s[i * B + j] - m) / z);
     loss += 0.5 * (m + std::log(z) - s[i * B + i]) / double(B);
   }
   for (std::size_t j = 0; j < B; ++j) {  // columns: view b of image j against all views a
@@ -92,7 +94,8 @@ double infonce_forward(infonce_state<T, D>& state, const PA& p_a, const PB& p_b,
     for (std::size_t i = 1; i < B; ++i) m = std::max(m, s[i * B + j]);
     double z = 0;
     for (std::size_t i = 0; i < B; ++i) z += std::exp(s[i * B + j] - m);
-    for (std::size_t i = 0; i < B; ++i) state.column_softmax[i * B + j] = T(std::exp(s[i * B + j] - m) / z);
+    for (std::size_t i = 0; i < B; ++i)
+      state.column_softmax[i * B + j] = T(std::exp(s[i * B + j] - m) / z);
     loss += 0.5 * (m + std::log(z) - s[j * B + j]) / double(B);
   }
   return loss;

@@ -16,10 +16,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "splitmask/backend/cpu/gemm.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/vit_config.hpp"
-#include "splitmask/backend/cpu/gemm.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/ops/matmul.hpp"
 #include "splitmask/ops/patchify.hpp"

@@ -2,7 +2,8 @@
 // registered once as (values, gradients, size, decay) segments; the moments live in one flat
 // buffer each. Weight decay is decoupled (p -= lr·wd·p) and applies only to segments marked to
 // decay (linear weights; not biases, norms, positions or mask tokens).
-//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p -= lr / (1 - b1^t) · m / (sqrt(v / (1 - b2^t)) + eps)
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p -= lr / (1 - b1^t) · m / (sqrt(v / (1 -
+//   b2^t)) + eps)
 #pragma once
 
 #include <algorithm>
@@ -109,7 +110,8 @@ inline double warmup_cosine_lr(double base, std::uint64_t step, std::uint64_t wa
   if (step < warmup) return base * double(step + 1) / double(warmup);
   if (total == 0) return base;
   if (step >= total) return final_lr;
-  const double progress = double(step - warmup) / double(std::max<std::uint64_t>(1, total - warmup));
+  const double progress =
+      double(step - warmup) / double(std::max<std::uint64_t>(1, total - warmup));
   return final_lr + (base - final_lr) * 0.5 * (1 + std::cos(3.14159265358979323846 * progress));
 }
 

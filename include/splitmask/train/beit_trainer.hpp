@@ -31,7 +31,7 @@ namespace splitmask {
 template <class Config, class T>
 struct beit_head_parameters {
   static constexpr std::size_t D = Config::width, K = Config::vocabulary;
-  tensor_view<T, extents<D>> mask_token;     // (D), named as (1, 1, D)
+  tensor_view<T, extents<D>> mask_token;      // (D), named as (1, 1, D)
   tensor_view<T, extents<K, D>> head_weight;  // (K, D)
   tensor_view<T, extents<K>> head_bias;       // (K)
 
@@ -195,15 +195,15 @@ class beit_trainer {
   patch_tokenizer<Config> tokenizer_;
   split_sampler<Config> sampler_;
   adamw<T> optimizer_;
-  tensor<T, typename encoder_type::patch_extents> patches_;  // (B, N, L)
-  tensor<std::int32_t, extents<dynamic, N>> ids_;            // (B, N)
-  tensor<std::int32_t, extents<dynamic, N_A>> visible_;      // (B, N_A)
-  tensor<std::int32_t, extents<dynamic, N_B>> masked_;       // (B, N_B)
+  tensor<T, typename encoder_type::patch_extents> patches_;      // (B, N, L)
+  tensor<std::int32_t, extents<dynamic, N>> ids_;                // (B, N)
+  tensor<std::int32_t, extents<dynamic, N_A>> visible_;          // (B, N_A)
+  tensor<std::int32_t, extents<dynamic, N_B>> masked_;           // (B, N_B)
   tensor<T, extents<dynamic, N, D>> tokens_, d_tokens_, d_out_;  // (B, N, D)
-  tensor<T, extents<dynamic, N_B, D>> predicted_, d_masked_;      // (B, N_B, D)
-  tensor<T, extents<dynamic, N_B, K>> logits_;                    // (B, N_B, K)
-  tensor<T, extents<dynamic>> lse_;                               // (B·N_B)
-  tensor<std::int32_t, extents<dynamic>> targets_;                // (B·N_B)
+  tensor<T, extents<dynamic, N_B, D>> predicted_, d_masked_;     // (B, N_B, D)
+  tensor<T, extents<dynamic, N_B, K>> logits_;                   // (B, N_B, K)
+  tensor<T, extents<dynamic>> lse_;                              // (B·N_B)
+  tensor<std::int32_t, extents<dynamic>> targets_;               // (B·N_B)
   encoder_activations<Config, T, N> activations_;
 };
 

@@ -91,7 +91,7 @@ class splitmask_trainer {
   /// One step with given patches (B, N, L), token ids (B, N) and split (B, N_A), (B, N_B).
   template <class Patches, class Ids, class IA, class IB>
   step_losses step_with(const Patches& patches, const Ids& ids, const IA& index_a,
-                             const IB& index_b) {
+                        const IB& index_b) {
     step_losses losses = compute_gradients(patches, ids, index_a, index_b);
     detail::apply_update(optimizer_, options_, losses);
     return losses;
@@ -101,7 +101,7 @@ class splitmask_trainer {
   /// gradient of the total loss (zeroed first). No update.
   template <class Patches, class Ids, class IA, class IB>
   step_losses compute_gradients(const Patches& patches, const Ids& ids, const IA& index_a,
-                                     const IB& index_b) {
+                                const IB& index_b) {
     check_batch(patches.view().batch(), "compute_gradients");
     encoder_.zero_grads();
     decoder_.zero_grads();
@@ -132,10 +132,10 @@ class splitmask_trainer {
   /// Matrix-product FLOPs (2·M·N·K) of one step: forward of both branches, backward as twice
   /// that, and the token assignment (one GEMM against the vocabulary).
   static constexpr double step_flops(double batch) {
-    const double forward =
-        encoder_type::forward_flops(batch, N_A, false) + encoder_type::forward_flops(batch, N_B, false) +
-        2.0 * batch * N * L * D + decoder_type::forward_flops(batch, N_A, N_B) +
-        decoder_type::forward_flops(batch, N_B, N_A);
+    const double forward = encoder_type::forward_flops(batch, N_A, false) +
+                           encoder_type::forward_flops(batch, N_B, false) +
+                           2.0 * batch * N * L * D + decoder_type::forward_flops(batch, N_A, N_B) +
+                           decoder_type::forward_flops(batch, N_B, N_A);
     return 3 * forward + 2.0 * batch * N * L * Config::vocabulary;
   }
 
@@ -163,13 +163,13 @@ class splitmask_trainer {
   patch_tokenizer<Config> tokenizer_;
   split_sampler<Config> sampler_;
   adamw<T> optimizer_;
-  tensor<T, patch_extents> patches_;                                        // (B, N, L)
-  tensor<std::int32_t, extents<dynamic, N>> ids_;                           // (B, N)
-  tensor<std::int32_t, extents<dynamic, N_A>> index_a_;                     // (B, N_A)
-  tensor<std::int32_t, extents<dynamic, N_B>> index_b_;                     // (B, N_B)
-  tensor<T, extents<dynamic, N, D>> tokens_, d_tokens_;                     // (B, N, D)
-  tensor<T, extents<dynamic, N_A, D>> x_a_, d_x_a_, d_e_a_;                 // (B, N_A, D)
-  tensor<T, extents<dynamic, N_B, D>> x_b_, d_x_b_, d_e_b_;                 // (B, N_B, D)
+  tensor<T, patch_extents> patches_;                         // (B, N, L)
+  tensor<std::int32_t, extents<dynamic, N>> ids_;            // (B, N)
+  tensor<std::int32_t, extents<dynamic, N_A>> index_a_;      // (B, N_A)
+  tensor<std::int32_t, extents<dynamic, N_B>> index_b_;      // (B, N_B)
+  tensor<T, extents<dynamic, N, D>> tokens_, d_tokens_;      // (B, N, D)
+  tensor<T, extents<dynamic, N_A, D>> x_a_, d_x_a_, d_e_a_;  // (B, N_A, D)
+  tensor<T, extents<dynamic, N_B, D>> x_b_, d_x_b_, d_e_b_;  // (B, N_B, D)
   encoder_activations<Config, T, N_A> encoder_a_;
   encoder_activations<Config, T, N_B> encoder_b_;
   decoder_activations<Config, T, N_A, N_B> decoder_a_;
