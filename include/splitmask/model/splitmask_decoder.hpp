@@ -22,6 +22,7 @@
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
 #include "splitmask/model/transformer_block.hpp"
+#include "splitmask/model/transformer_stack.hpp"
 #include "splitmask/model/vit_config.hpp"
 #include "splitmask/ops/cross_entropy.hpp"
 #include "splitmask/ops/layernorm.hpp"
@@ -82,23 +83,18 @@ template <class Config, class T, std::size_t n_in, std::size_t n_out>
 struct decoder_activations {
   static constexpr std::size_t N = Config::patches, Dd = Config::decoder_width;
   static constexpr std::size_t K = Config::vocabulary;
-  using block = typename decoder_parameters<Config, T>::block;
+  using stack = transformer_stack<T, Dd, Config::decoder_heads, Config::decoder_mlp_width>;
 
   std::size_t batch = 0;
-  std::vector<typename block::template activations<N>> blocks =
-      std::vector<typename block::template activations<N>>(Config::decoder_depth);
-  typename block::template workspace<N> workspace;
-  tensor_view<T, extents<dynamic, n_in, Dd>> embedded;          // (B, n_in, Dd)
-  tensor_view<T, extents<dynamic, N, Dd>> final_input;          // (B, N, Dd)
-  tensor_view<T, extents<dynamic, N, 1>> norm_mean, norm_rstd;  // (B, N, 1)
-  tensor_view<T, extents<dynamic, N, Dd>> output;               // (B, N, Dd): z
-  tensor_view<T, extents<dynamic, n_out, Dd>> predicted;        // (B, n_out, Dd): z gathered
-  tensor_view<T, extents<dynamic, n_out, K>> logits;            // (B, n_out, K), then d_logits
-  tensor_view<T, extents<dynamic>> lse;                         // (B·n_out)
-  tensor_view<T, extents<dynamic, Dd>> pooled;                  // (B, Dd)
-  tensor_view<T, extents<dynamic, N, Dd>> d_x;                  // (B, N, Dd) backward's stream
-  tensor_view<T, extents<Dd>> column_sums;                      // (Dd) backward's scratch
-  tensor<std::int32_t, extents<dynamic>> targets;               // (B·n_out) token ids
+  typename stack::template activations<N> body{Config::decoder_depth};  // blocks + norm: z
+  tensor_view<T, extents<dynamic, n_in, Dd>> embedded;                  // (B, n_in, Dd)
+  tensor_view<T, extents<dynamic, n_out, Dd>> predicted;  // (B, n_out, Dd): z gathered
+  tensor_view<T, extents<dynamic, n_out, K>> logits;      // (B, n_out, K), then d_logits
+  tensor_view<T, extents<dynamic>> lse;                   // (B·n_out)
+  tensor_view<T, extents<dynamic, Dd>> pooled;            // (B, Dd)
+  tensor_view<T, extents<dynamic, N, Dd>> d_x;            // (B, N, Dd) backward's stream
+  tensor_view<T, extents<Dd>> column_sums;                // (Dd) backward's scratch
+  tensor<std::int32_t, extents<dynamic>> targets;         // (B·n_out) token ids
 
   decoder_activations() = default;
   explicit decoder_activations(std::size_t batch_size) { resize(batch_size); }
@@ -113,17 +109,9 @@ struct decoder_activations {
   }
 
   void bind(arena_cursor<T>& a) {
-    for (auto& b : blocks) {
-      b.batch = batch;
-      b.bind(a);
-    }
-    workspace.batch = batch;
-    workspace.bind(a);
+    body.batch = batch;
+    body.bind(a);
     a.place(embedded, batch);
-    a.place(final_input, batch);
-    a.place(norm_mean, batch);
-    a.place(norm_rstd, batch);
-    a.place(output, batch);
     a.place(predicted, batch);
     a.place(logits, batch);
     a.place(lse, batch * n_out);
@@ -141,6 +129,8 @@ class splitmask_decoder {
  public:
   using parameters = decoder_parameters<Config, T>;
   using block = typename parameters::block;
+  using stack =
+      transformer_stack<T, Config::decoder_width, Config::decoder_heads, Config::decoder_mlp_width>;
   template <std::size_t n_in, std::size_t n_out>
   using activations = decoder_activations<Config, T, n_in, n_out>;
   static constexpr std::size_t N = Config::patches, D = Config::width;
@@ -185,18 +175,14 @@ class splitmask_decoder {
           "splitmask::splitmask_decoder::forward: the encoded tokens, the ids and "
           "the activations disagree on the batch");
     linear_forward(act.embedded, encoded, params_.embed_weight, params_.embed_bias);
-    auto& x = act.blocks[0].input;
+    auto x = act.body.input();
     x = params_.mask_token;  // every position, then the encoded tokens at theirs
     scatter_tokens(x, act.embedded, index_in);
     x = x + position_.view();
-    for (std::size_t i = 0; i < Config::decoder_depth; ++i) {
-      const auto& next = i + 1 < Config::decoder_depth ? act.blocks[i + 1].input : act.final_input;
-      block::forward(params_.blocks[i], act.blocks[i], act.workspace, next, Config::layer_norm_eps);
-    }
-    layernorm_forward(act.output, act.norm_mean, act.norm_rstd, act.final_input,
-                      params_.norm_weight, params_.norm_bias, Config::layer_norm_eps);
-    mean_tokens_forward(act.pooled, act.output);
-    gather_tokens(act.predicted, act.output, index_out);
+    stack::forward(params_.blocks, params_.norm_weight, params_.norm_bias, act.body,
+                   Config::layer_norm_eps);
+    mean_tokens_forward(act.pooled, act.body.output);
+    gather_tokens(act.predicted, act.body.output, index_out);
     linear_forward(act.logits, act.predicted, params_.pred_weight, params_.pred_bias);
     const auto vo = index_out.view();
     for (std::size_t b = 0; b < batch; ++b)
@@ -220,10 +206,8 @@ class splitmask_decoder {
     act.d_x = T(0);
     scatter_tokens(act.d_x, d_predicted, index_out);
     mean_tokens_backward(act.d_x, d_pooled, write_mode::accumulate);
-    layernorm_backward(act.d_x, grads_.norm_weight, grads_.norm_bias, act.d_x, act.final_input,
-                       act.norm_mean, act.norm_rstd, params_.norm_weight);
-    for (std::size_t i = Config::decoder_depth; i-- > 0;)
-      block::backward(params_.blocks[i], grads_.blocks[i], act.blocks[i], act.workspace, act.d_x);
+    stack::backward(params_.blocks, grads_.blocks, params_.norm_weight, grads_.norm_weight,
+                    grads_.norm_bias, act.body, act.d_x, act.d_x);
     // The mask token sits at every position but the input ones.
     detail::add_column_sums(grads_.mask_token, as_rows(act.d_x));
     gather_tokens(act.embedded, act.d_x, index_in);  // d(embedded), over forward's values

@@ -17,6 +17,7 @@
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
 #include "splitmask/model/transformer_block.hpp"
+#include "splitmask/model/transformer_stack.hpp"
 #include "splitmask/model/vit_config.hpp"
 #include "splitmask/ops/layernorm.hpp"
 #include "splitmask/ops/linear.hpp"
@@ -74,22 +75,17 @@ struct encoder_parameters {
   }
 };
 
-/// Saved activations and workspace of the encoder for n tokens per image and a batch.
+/// Saved activations and workspace of the encoder for n tokens per image and a batch, in an
+/// arena of their own (the stack's fields: blocks, workspace, final_input, norm statistics,
+/// output).
 template <class Config, class T, std::size_t n>
-struct encoder_activations {
-  static constexpr std::size_t D = Config::width;
-  using block = transformer_block<T, D, Config::heads, Config::mlp_width>;
+struct encoder_activations : transformer_stack<T, Config::width, Config::heads,
+                                               Config::mlp_width>::template activations<n> {
+  using base = typename transformer_stack<T, Config::width, Config::heads,
+                                          Config::mlp_width>::template activations<n>;
 
-  std::size_t batch = 0;
-  std::vector<typename block::template activations<n>> blocks =
-      std::vector<typename block::template activations<n>>(Config::depth);
-  typename block::template workspace<n> workspace;
-  tensor_view<T, extents<dynamic, n, D>> final_input;           // (B, n, D) last block's output
-  tensor_view<T, extents<dynamic, n, 1>> norm_mean, norm_rstd;  // (B, n, 1)
-  tensor_view<T, extents<dynamic, n, D>> output;                // (B, n, D) after the final norm
-
-  encoder_activations() = default;
-  explicit encoder_activations(std::size_t batch_size) { resize(batch_size); }
+  encoder_activations() : base(Config::depth) {}
+  explicit encoder_activations(std::size_t batch_size) : base(Config::depth) { resize(batch_size); }
   // Neither copied nor moved: its views point into its own arena (and assigning views would
   // write elements rather than rebind them). Hold it by value where it is used, or by pointer.
   encoder_activations(const encoder_activations&) = delete;
@@ -97,22 +93,9 @@ struct encoder_activations {
 
   /// Sizes everything for `batch_size` images (reallocating only when it changes).
   void resize(std::size_t batch_size) {
-    if (batch_size == batch && memory_.data() != nullptr) return;
-    batch = batch_size;
-    memory_ = bind_arena<T>(*this);
-  }
-
-  void bind(arena_cursor<T>& a) {
-    for (auto& b : blocks) {
-      b.batch = batch;
-      b.bind(a);
-    }
-    workspace.batch = batch;
-    workspace.bind(a);
-    a.place(final_input, batch);
-    a.place(norm_mean, batch);
-    a.place(norm_rstd, batch);
-    a.place(output, batch);
+    if (batch_size == this->batch && memory_.data() != nullptr) return;
+    this->batch = batch_size;
+    memory_ = bind_arena<T>(static_cast<base&>(*this));
   }
 
   /// Bytes held.
@@ -134,6 +117,7 @@ class vit_encoder {
   template <std::size_t n>
   using activations = encoder_activations<Config, T, n>;
   using block = typename parameters::block;
+  using stack = transformer_stack<T, Config::width, Config::heads, Config::mlp_width>;
   static constexpr std::size_t N = Config::patches, D = Config::width;
   static constexpr std::size_t C = Config::channels, S = Config::image_size;
   static constexpr std::size_t P = Config::patch_size, patch_length = Config::patch_length;
@@ -226,13 +210,9 @@ class vit_encoder {
     if (vx.batch() != act.batch)
       throw shape_error("splitmask::vit_encoder::forward: x holds " + std::to_string(vx.batch()) +
                         " images but the activations were sized for " + std::to_string(act.batch));
-    copy(act.blocks[0].input, vx);
-    for (std::size_t i = 0; i < Config::depth; ++i) {
-      const auto& next = i + 1 < Config::depth ? act.blocks[i + 1].input : act.final_input;
-      block::forward(params_.blocks[i], act.blocks[i], act.workspace, next, Config::layer_norm_eps);
-    }
-    layernorm_forward(act.output, act.norm_mean, act.norm_rstd, act.final_input,
-                      params_.norm_weight, params_.norm_bias, Config::layer_norm_eps);
+    copy(act.input(), vx);
+    stack::forward(params_.blocks, params_.norm_weight, params_.norm_bias, act,
+                   Config::layer_norm_eps);
     return act.output;
   }
 
@@ -240,10 +220,8 @@ class vit_encoder {
   /// accumulate. `act` must hold the forward of the same x.
   template <std::size_t n, class DX, class DOut>
   void backward(const activations<n>& act, DX&& d_x, const DOut& d_out) {
-    layernorm_backward(d_x, grads_.norm_weight, grads_.norm_bias, d_out, act.final_input,
-                       act.norm_mean, act.norm_rstd, params_.norm_weight);
-    for (std::size_t i = Config::depth; i-- > 0;)
-      block::backward(params_.blocks[i], grads_.blocks[i], act.blocks[i], act.workspace, d_x);
+    stack::backward(params_.blocks, grads_.blocks, params_.norm_weight, grads_.norm_weight,
+                    grads_.norm_bias, act, d_x, d_out);
   }
 
   /// Matrix-product FLOPs (2·M·N·K) of one forward on n tokens per image, patch embedding
