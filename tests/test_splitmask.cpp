@@ -46,7 +46,7 @@ TEST_CASE("split sampler: disjoint subsets covering every patch, sorted, seeded"
   split_sampler<cfg> sampler(11);
   tensor<std::int32_t, extents<dynamic, 24>> a(8), a2(8), a3(4);
   tensor<std::int32_t, extents<dynamic, 25>> b(8), b2(8), b3(4);
-  sampler.sample(a, b, 5);
+  sampler.sample(a, b, 40);  // images 40 to 47 of the run
   for (std::size_t i = 0; i < 8; ++i) {
     std::vector<int> seen(49, 0);
     for (std::size_t j = 0; j < 24; ++j) ++seen[static_cast<std::size_t>(a(i, j))];
@@ -55,14 +55,18 @@ TEST_CASE("split sampler: disjoint subsets covering every patch, sorted, seeded"
     CHECK(std::is_sorted(a.data() + i * 24, a.data() + (i + 1) * 24));
     CHECK(std::is_sorted(b.data() + i * 25, b.data() + (i + 1) * 25));
   }
-  sampler.sample(a2, b2, 5);
+  sampler.sample(a2, b2, 40);
   CHECK(std::equal(a.data(), a.data() + a.size(), a2.data()));
-  sampler.sample(a2, b2, 6);
+  sampler.sample(a2, b2, 48);
   CHECK(!std::equal(a.data(), a.data() + a.size(), a2.data()));
   CHECK(!std::equal(a.data(), a.data() + 24, a.data() + 24));  // images differ
+  CHECK(!std::equal(a.data(), a.data() + a.size(), a2.data()));
   // The split of an image depends on its number in the run, not on how batches are cut.
-  sampler.sample(a3, b3, 5, 4);
+  sampler.sample(a3, b3, 44);
   CHECK(std::equal(a3.data(), a3.data() + a3.size(), a.data() + 4 * 24));
+  // Another seed, other splits.
+  split_sampler<cfg>(12).sample(a2, b2, 40);
+  CHECK(!std::equal(a.data(), a.data() + a.size(), a2.data()));
 }
 
 TEST_CASE("split sampler: every position is in subset A about N_A / N of the time") {
@@ -74,14 +78,16 @@ TEST_CASE("split sampler: every position is in subset A about N_A / N of the tim
   sampler.sample(a, b, 0);
   std::vector<double> count(49, 0.0);
   for (std::size_t i = 0; i < a.size(); ++i) count[static_cast<std::size_t>(a.data()[i])] += 1;
-  // Pearson's chi-square against the uniform expectation, 48 degrees of freedom. A binomial
-  // count has variance n p (1 - p), so the statistic is scaled by 1 / (1 - p).
+  // Pearson's chi-square against the uniform expectation, 48 degrees of freedom. A count has
+  // variance n p (1 - p), and within an image the 49 memberships are drawn without
+  // replacement (they sum to N_A), which scales the statistic by N / (N - 1): both undone here.
   const double p = 24.0 / 49.0, expected = images * p;
   double chi2 = 0;
   for (double c : count) chi2 += (c - expected) * (c - expected) / (expected * (1 - p));
+  chi2 *= 48.0 / 49.0;
   MESSAGE("chi-square of subset-A counts over 49 positions: " << chi2 << " (48 dof)");
   CHECK(chi2 < 84.0);  // the 0.1% critical value
-  CHECK(chi2 > 22.0);  // the 99.9% one: a sampler this regular would not be random
+  CHECK(chi2 > 23.0);  // the 99.9% one: a sampler this regular would not be random
 }
 
 // ---- tokenizer -----------------------------------------------------------------------------
@@ -143,6 +149,13 @@ TEST_CASE("tokenizer: a patch at the channel means and a constant patch get defi
   for (std::size_t i = 0; i < flat.size(); ++i) flat.data()[i] = (i % 288) < 144 ? 0.1f : -0.2f;
   CHECK_THROWS_AS(patch_tokenizer<cfg>::sample(flat, {0.1f, -0.2f}, {0.9f, 1.1f}, 3), shape_error);
   CHECK_THROWS_AS(patch_tokenizer<cfg>({0.f, 0.f}, {1.f, 0.f}), std::invalid_argument);
+  // A zero row is refused and the vocabulary left as it was.
+  tensor<float, extents<32, 32>> rows;
+  rows = 1.0f;
+  for (std::size_t c = 0; c < 32; ++c) rows(7, c) = 0.0f;
+  const float before = tok.vocabulary()(0, 0);
+  CHECK_THROWS_AS(tok.set_vocabulary(rows), std::invalid_argument);
+  CHECK(tok.vocabulary()(0, 0) == before);
 }
 
 TEST_CASE("tokenizer: spherical k-means does not lower the mean similarity") {
@@ -152,9 +165,10 @@ TEST_CASE("tokenizer: spherical k-means does not lower the mean similarity") {
   auto tok = patch_tokenizer<cfg>::sample(images, {0.f, 0.f}, {1.f, 1.f}, 4);
   tensor<float, extents<dynamic, 9, 32>> patches(40);
   patchify<4>(patches, images);
-  const double first = tok.refine(patches, 1);
+  const double first = tok.refine(patches, 1);  // measured before its update: the sample's
   const double later = tok.refine(patches, 5);
-  MESSAGE("mean cosine similarity: " << first << " after 1 iteration, " << later << " after 6");
+  MESSAGE("mean cosine similarity: " << first << " for the sampled vocabulary, " << later
+                                     << " after 5 iterations");
   CHECK(later >= first - 1e-6);
   CHECK(later > first);
 }
@@ -186,6 +200,27 @@ patch_tokenizer<Config> identity_tokenizer() {
   return patch_tokenizer<Config>(mean, std_dev);
 }
 
+TEST_CASE("options no step could use are refused, naming the option") {
+  pretrain_options options;
+  options.warmup_steps = 100;
+  options.total_steps = 50;
+  CHECK_THROWS_AS(splitmask_trainer<tiny>(4, identity_tokenizer<tiny, float>(), options),
+                  std::invalid_argument);
+  options = pretrain_options{};
+  options.tau = 0;
+  CHECK_THROWS_AS(splitmask_trainer<tiny>(4, identity_tokenizer<tiny, float>(), options),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(splitmask_trainer<tiny>(1, identity_tokenizer<tiny, float>()),
+                  std::invalid_argument);
+  // The schedule: warm-up from lr/warmup, the peak, the cosine's middle, the end.
+  CHECK(warmup_cosine_lr(1.0, 0, 10, 110) == doctest::Approx(0.1));
+  CHECK(warmup_cosine_lr(1.0, 9, 10, 110) == doctest::Approx(1.0));
+  CHECK(warmup_cosine_lr(1.0, 60, 10, 110) == doctest::Approx(0.5));
+  CHECK(warmup_cosine_lr(1.0, 110, 10, 110, 0.01) == doctest::Approx(0.01));
+  CHECK(warmup_cosine_lr(1.0, 3, 10, 0) == doctest::Approx(0.4));
+  CHECK(warmup_cosine_lr(1.0, 30, 10, 0) == doctest::Approx(1.0));
+}
+
 TEST_CASE("SplitMask: the whole loss's gradient by finite differences, every tensor") {
   pretrain_options options;
   options.seed = 21;
@@ -204,6 +239,12 @@ TEST_CASE("SplitMask: the whole loss's gradient by finite differences, every ten
   tensor<std::int32_t, extents<dynamic, 5>> b(3);
   split_sampler<tiny>(24).sample(a, b, 0);
   trainer.compute_gradients(patches, ids, a, b);
+  // A position in both subsets is refused (it would silently lose gradient).
+  {
+    auto bad = b.clone();
+    bad(1, 0) = a(1, 0);
+    CHECK_THROWS_AS(trainer.compute_gradients(patches, ids, a, bad), shape_error);
+  }
   std::vector<gradient_entry> entries;
   auto collect = [&](auto& model) {
     const auto params = model.flat_params();
@@ -240,6 +281,11 @@ TEST_CASE("BEiT: the loss's gradient by finite differences, every tensor") {
   tensor<std::int32_t, extents<dynamic, 4>> visible(2);
   tensor<std::int32_t, extents<dynamic, 5>> masked(2);
   split_sampler<tiny>(34).sample(visible, masked, 0);
+  {
+    auto repeated = masked.clone();
+    repeated(0, 1) = repeated(0, 0);
+    CHECK_THROWS_AS(trainer.compute_gradients(patches, ids, repeated), shape_error);
+  }
   trainer.compute_gradients(patches, ids, masked);
   std::vector<gradient_entry> entries;
   std::vector<std::vector<double>> analytic;

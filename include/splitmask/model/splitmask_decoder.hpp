@@ -104,8 +104,14 @@ struct decoder_activations {
   void resize(std::size_t batch_size) {
     if (batch_size == batch && memory_.data() != nullptr) return;
     batch = batch_size;
-    memory_ = bind_arena<T>(*this);
-    targets = tensor<std::int32_t, extents<dynamic>>(batch_size * n_out);
+    try {
+      memory_ = bind_arena<T>(*this);
+      targets = tensor<std::int32_t, extents<dynamic>>(batch_size * n_out);
+    } catch (...) {  // the views were unbound: force a full resize next time
+      batch = 0;
+      memory_ = {};
+      throw;
+    }
   }
 
   void bind(arena_cursor<T>& a) {
@@ -167,8 +173,9 @@ class splitmask_decoder {
   double forward(activations<n_in, n_out>& act, const Encoded& encoded, const IndexIn& index_in,
                  const IndexOut& index_out, const Ids& ids) const {
     const auto vi = ids.view();
-    static_assert(std::is_same_v<typename decltype(vi)::extents_type, extents<dynamic, N>>,
-                  "splitmask::splitmask_decoder: the token ids are (B, N)");
+    static_assert(std::is_same_v<typename decltype(vi)::extents_type, extents<dynamic, N>> &&
+                      std::is_same_v<typename decltype(vi)::value_type, std::int32_t>,
+                  "splitmask::splitmask_decoder: the token ids are int32 (B, N)");
     const std::size_t batch = encoded.view().batch();
     if (act.batch != batch || vi.batch() != batch)
       throw shape_error(

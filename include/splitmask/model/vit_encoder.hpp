@@ -95,7 +95,13 @@ struct encoder_activations : transformer_stack<T, Config::width, Config::heads,
   void resize(std::size_t batch_size) {
     if (batch_size == this->batch && memory_.data() != nullptr) return;
     this->batch = batch_size;
-    memory_ = bind_arena<T>(static_cast<base&>(*this));
+    try {
+      memory_ = bind_arena<T>(static_cast<base&>(*this));
+    } catch (...) {  // the views were unbound: force a full resize next time
+      this->batch = 0;
+      memory_ = {};
+      throw;
+    }
   }
 
   /// Bytes held.

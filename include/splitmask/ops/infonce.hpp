@@ -26,6 +26,7 @@ struct infonce_state {
   tensor<T, extents<dynamic, D>> q_a, q_b;     // (B, D) unit rows
   std::vector<T> norm_a, norm_b;               // (B) |p| before normalising
   std::vector<T> row_softmax, column_softmax;  // (B, B) softmax of S over j, and over i
+  std::vector<double> work;                    // (B, B) S in forward, dL/dS in backward
 
   void resize(std::size_t b) {
     if (b == batch && !norm_a.empty()) return;
@@ -36,18 +37,23 @@ struct infonce_state {
     norm_b.assign(b, T(0));
     row_softmax.assign(b * b, T(0));
     column_softmax.assign(b * b, T(0));
+    work.assign(b * b, 0.0);
   }
 };
 
 namespace detail {
-// q = p / max(|p|, 1e-12) row by row (PyTorch's F.normalize); norm receives max(|p|, 1e-12).
+// The smallest norm divided by (PyTorch's F.normalize): below it, q = p / min_norm.
+inline constexpr double min_norm = 1e-12;
+
+// q = p / max(|p|, min_norm) row by row; norm receives |p| itself.
 template <class T, std::size_t D>
 void normalise_rows(const T* p, T* q, T* norm, std::size_t rows) {
   for (std::size_t r = 0; r < rows; ++r) {
     T s = 0;
     for (std::size_t c = 0; c < D; ++c) s += p[r * D + c] * p[r * D + c];
-    norm[r] = std::max(std::sqrt(s), T(1e-12));
-    for (std::size_t c = 0; c < D; ++c) q[r * D + c] = p[r * D + c] / norm[r];
+    norm[r] = std::sqrt(s);
+    const T divisor = std::max(norm[r], T(min_norm));
+    for (std::size_t c = 0; c < D; ++c) q[r * D + c] = p[r * D + c] / divisor;
   }
 }
 }  // namespace detail
@@ -71,7 +77,7 @@ double infonce_forward(infonce_state<T, D>& state, const PA& p_a, const PB& p_b,
   state.tau = tau;
   detail::normalise_rows<T, D>(va.data(), state.q_a.data(), state.norm_a.data(), B);
   detail::normalise_rows<T, D>(vb.data(), state.q_b.data(), state.norm_b.data(), B);
-  std::vector<double> s(B * B);  // S in double: B² values, negligible next to the model
+  std::vector<double>& s = state.work;  // S in double: B² values, small next to the model
   for (std::size_t i = 0; i < B; ++i)
     for (std::size_t j = 0; j < B; ++j) {
       double dot = 0;
@@ -103,15 +109,18 @@ double infonce_forward(infonce_state<T, D>& state, const PA& p_a, const PB& p_b,
 
 /// dp_a, dp_b (written) = `scale` times the gradient of infonce_forward's loss.
 template <class T, std::size_t D, class DA, class DB>
-void infonce_backward(DA&& dp_a, DB&& dp_b, const infonce_state<T, D>& state, double scale = 1) {
+void infonce_backward(DA&& dp_a, DB&& dp_b, infonce_state<T, D>& state, double scale = 1) {
   const auto da = dp_a.view();
   const auto db = dp_b.view();
   detail::require_host<decltype(da), decltype(db)>();
+  static_assert(std::is_same_v<typename decltype(da)::extents_type, extents<dynamic, D>> &&
+                    std::is_same_v<typename decltype(db)::extents_type, extents<dynamic, D>>,
+                "splitmask::infonce_backward: the gradients are (B, D)");
   const std::size_t B = state.batch;
   if (da.batch() != B || db.batch() != B)
     throw shape_error("splitmask::infonce_backward: the gradients' batch differs from forward's");
   // dL/dS = (row softmax + column softmax - 2 I) / (2B), times scale; dS/dq carries 1/tau.
-  std::vector<double> g(B * B);
+  std::vector<double>& g = state.work;  // S is no longer needed
   for (std::size_t i = 0; i < B; ++i)
     for (std::size_t j = 0; j < B; ++j)
       g[i * B + j] = scale / (2.0 * double(B) * state.tau) *
@@ -130,6 +139,10 @@ void infonce_backward(DA&& dp_a, DB&& dp_b, const infonce_state<T, D>& state, do
       for (std::size_t j = 0; j < B; ++j) {
         const double w = side == 0 ? g[i * B + j] : g[j * B + i];
         for (std::size_t c = 0; c < D; ++c) dq[c] += w * other[j * D + c];
+      }
+      if (norm[i] < T(detail::min_norm)) {  // q = p / min_norm is linear in p
+        for (std::size_t c = 0; c < D; ++c) out[i * D + c] = T(dq[c] / detail::min_norm);
+        continue;
       }
       double dot = 0;
       for (std::size_t c = 0; c < D; ++c) dot += dq[c] * q[i * D + c];

@@ -60,7 +60,7 @@ class patch_tokenizer {
     const auto vi = images.view();
     const std::size_t count = vi.batch();
     if (count == 0) throw shape_error("splitmask::patch_tokenizer::sample: no images");
-    const counter_rng rng(seed, 0x70c);
+    const counter_rng rng(seed, std::uint64_t{4} << 34);  // apart from init and splits
     tensor<float, extents<1, N, L>> patches;
     std::size_t draw = 0;
     for (std::size_t k = 0; k < K; ++k) {
@@ -70,8 +70,8 @@ class patch_tokenizer {
               "splitmask::patch_tokenizer::sample: the images hold too few patches that differ "
               "from the channel means to fill a vocabulary of " +
               std::to_string(K));
-        const std::size_t image = rng.bits(draw).v[0] % count;
-        const std::size_t position = rng.bits(draw).v[1] % N;
+        const auto bits = rng.bits(draw);
+        const std::size_t image = bits.v[0] % count, position = bits.v[1] % N;
         patchify<P>(patches, vi.slice(image, 1));
         float* row = t.vocabulary_.data() + k * L;
         t.standardise(patches.data() + position * L, row);
@@ -83,7 +83,8 @@ class patch_tokenizer {
   }
 
   /// ids(b, t) = argmax over k of <standardised patch (b, t), vocabulary row k>; ties and
-  /// all-zero patches go to the lowest id. Reuses its workspace while the batch stays the same.
+  /// all-zero patches go to the lowest id. Reuses its workspace while the batch stays the same;
+  /// that workspace makes one tokenizer unfit for calls from several threads at once.
   template <class Ids, class Patches>
   void assign(Ids&& ids, const Patches& patches) const {
     const auto vp = patches.view();
@@ -116,7 +117,8 @@ class patch_tokenizer {
   /// Spherical k-means on `patches` (M, N, L) raw patches: each iteration assigns every
   /// standardised patch to its nearest vocabulary row and moves each row to the normalised sum
   /// of its members; rows with no members keep their patch. Returns the mean cosine similarity
-  /// of patches of non-zero norm to their rows after the last iteration.
+  /// of the patches of non-zero norm to their rows in the last assignment, which is made before
+  /// the last update (so refine(p, 1) measures the vocabulary it was given; 0 iterations give 0).
   template <class Patches>
   double refine(const Patches& patches, std::size_t iterations) {
     const auto vp = patches.view();
@@ -150,14 +152,17 @@ class patch_tokenizer {
   }
 
   const vocabulary_type& vocabulary() const { return vocabulary_; }
-  /// Replaces the vocabulary; every row is normalised to unit length (a zero row is refused).
+  /// Replaces the vocabulary; every row is normalised to unit length. A row of zero norm is
+  /// refused, and the vocabulary is then left as it was.
   template <class V>
   void set_vocabulary(const V& vocabulary) {
-    copy(vocabulary_, vocabulary);
+    vocabulary_type rows;
+    copy(rows, vocabulary);
     for (std::size_t k = 0; k < K; ++k)
-      if (!normalise(vocabulary_.data() + k * L))
+      if (!normalise(rows.data() + k * L))
         throw std::invalid_argument("splitmask::patch_tokenizer: vocabulary row " +
                                     std::to_string(k) + " has zero norm");
+    vocabulary_ = std::move(rows);
   }
   const std::array<float, C>& mean() const { return mean_; }
   const std::array<float, C>& std_dev() const { return std_; }

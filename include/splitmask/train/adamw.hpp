@@ -46,12 +46,11 @@ class adamw {
       throw std::logic_error("splitmask::adamw: parameters are registered before the first step");
     segments_.push_back({std::move(name), values, gradients, size, decay, total_});
     total_ += size;
-    first_ = tensor<T, extents<dynamic>>(total_);
-    second_ = tensor<T, extents<dynamic>>(total_);
   }
 
   /// One update with learning rate lr, the gradients scaled by grad_scale first (clipping).
   void step(double lr, double grad_scale = 1.0) {
+    allocate_moments();
     ++steps_;
     const double b1 = options_.beta1, b2 = options_.beta2;
     const double correction1 = 1 - std::pow(b1, double(steps_));
@@ -88,13 +87,25 @@ class adamw {
   const std::vector<segment>& segments() const { return segments_; }
   std::uint64_t steps() const { return steps_; }
   /// The moment buffers, in segment order (for checkpoints).
-  tensor_view<T, extents<dynamic>> first_moment() { return first_.view(); }
-  tensor_view<T, extents<dynamic>> second_moment() { return second_.view(); }
+  tensor_view<T, extents<dynamic>> first_moment() {
+    allocate_moments();
+    return first_.view();
+  }
+  tensor_view<T, extents<dynamic>> second_moment() {
+    allocate_moments();
+    return second_.view();
+  }
   /// Restores the step count with the moments (for resuming).
   void set_steps(std::uint64_t steps) { steps_ = steps; }
   const adamw_options& options() const { return options_; }
 
  private:
+  void allocate_moments() {  // once, when every segment is known
+    if (first_.size() == total_) return;
+    first_ = tensor<T, extents<dynamic>>(total_);
+    second_ = tensor<T, extents<dynamic>>(total_);
+  }
+
   adamw_options options_;
   std::vector<segment> segments_;
   std::size_t total_ = 0;

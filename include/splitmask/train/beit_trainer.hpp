@@ -10,7 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/model/arena.hpp"
@@ -110,6 +112,8 @@ class beit_trainer {
         lse_(batch * N_B),
         targets_(batch * N_B),
         activations_(batch) {
+    if (batch == 0) throw std::invalid_argument("splitmask::beit_trainer: the batch is empty");
+    detail::check_options(options);
     detail::register_parameters(optimizer_, encoder_);
     detail::register_parameters(optimizer_, head_);
   }
@@ -122,7 +126,7 @@ class beit_trainer {
     check_batch(images.view().batch());
     patchify<Config::patch_size>(patches_, images);
     tokenizer_.assign(ids_, patches_);
-    sampler_.sample(visible_, masked_, optimizer_.steps(), optimizer_.steps() * batch_);
+    sampler_.sample(visible_, masked_, optimizer_.steps() * batch_);
     return step_with(patches_, ids_, masked_);
   }
 
@@ -138,6 +142,15 @@ class beit_trainer {
   template <class Patches, class Ids, class Masked>
   step_losses compute_gradients(const Patches& patches, const Ids& ids, const Masked& masked) {
     check_batch(patches.view().batch());
+    const auto vi = ids.view();
+    static_assert(std::is_same_v<typename decltype(vi)::extents_type, extents<dynamic, N>> &&
+                      std::is_same_v<typename decltype(vi)::value_type, std::int32_t>,
+                  "splitmask::beit_trainer: the token ids are int32 (B, N)");
+    if (vi.batch() != batch_ || masked.view().batch() != batch_)
+      throw shape_error(
+          "splitmask::beit_trainer: the ids or the masked positions disagree with "
+          "the batch");
+    detail::check_distinct<N>(masked);
     encoder_.zero_grads();
     head_.zero_grads();
     const auto& hp = head_.params();
@@ -151,7 +164,6 @@ class beit_trainer {
     gather_tokens(predicted_, out, masked);
     linear_forward(logits_, predicted_, hp.head_weight, hp.head_bias);
     const auto vm = masked.view();
-    const auto vi = ids.view();
     for (std::size_t b = 0; b < batch_; ++b)
       for (std::size_t j = 0; j < N_B; ++j)
         targets_(b * N_B + j) = vi(b, static_cast<std::size_t>(vm(b, j)));

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "splitmask/core/error.hpp"
 #include "splitmask/model/init.hpp"
 #include "splitmask/train/adamw.hpp"
 
@@ -35,6 +36,64 @@ struct step_losses {
 };
 
 namespace detail {
+
+/// Throws std::invalid_argument, naming the option, for options no step could use.
+inline void check_options(const pretrain_options& o) {
+  auto fail = [](const std::string& what) {
+    throw std::invalid_argument("splitmask::pretrain_options: " + what);
+  };
+  if (!(o.lr >= 0) || !(o.final_lr >= 0)) fail("lr and final_lr must be >= 0");
+  if (o.total_steps != 0 && o.total_steps < o.warmup_steps)
+    fail("total_steps (" + std::to_string(o.total_steps) + ") is shorter than warmup_steps (" +
+         std::to_string(o.warmup_steps) + ")");
+  if (!(o.clip >= 0)) fail("clip must be >= 0 (0 turns clipping off)");
+  if (!(o.tau > 0)) fail("tau must be > 0");
+  if (!(o.lambda >= 0)) fail("lambda must be >= 0");
+  const auto& a = o.adamw;
+  if (!(a.beta1 >= 0 && a.beta1 < 1 && a.beta2 >= 0 && a.beta2 < 1))
+    fail("AdamW's betas must lie in [0, 1)");
+  if (!(a.eps > 0) || !(a.weight_decay >= 0)) fail("AdamW's eps must be > 0, weight decay >= 0");
+}
+
+/// Throws shape_error unless index_a and index_b split each image's N positions: disjoint and
+/// covering (duplicates would silently drop gradient in the scatter).
+template <std::size_t N, class IA, class IB>
+void check_split(const IA& index_a, const IB& index_b) {
+  const auto a = index_a.view();
+  const auto b = index_b.view();
+  constexpr std::size_t na = decltype(a)::extents_type::last, nb = decltype(b)::extents_type::last;
+  static_assert(na + nb == N, "splitmask: the two subsets must hold N positions together");
+  for (std::size_t i = 0; i < a.batch(); ++i) {
+    bool seen[N] = {};
+    for (std::size_t j = 0; j < na + nb; ++j) {
+      const auto p = j < na ? a.data()[i * na + j] : b.data()[i * nb + j - na];
+      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N ||
+          seen[static_cast<std::size_t>(p)])
+        throw shape_error("splitmask: the subsets of image " + std::to_string(i) +
+                          " are not a split of its " + std::to_string(N) + " positions (position " +
+                          std::to_string(p) + " is out of range or in both)");
+      seen[static_cast<std::size_t>(p)] = true;
+    }
+  }
+}
+
+/// Throws shape_error unless each image's positions in `index` are distinct and in [0, N).
+template <std::size_t N, class Index>
+void check_distinct(const Index& index) {
+  const auto v = index.view();
+  constexpr std::size_t n = decltype(v)::extents_type::last;
+  for (std::size_t i = 0; i < v.batch(); ++i) {
+    bool seen[N] = {};
+    for (std::size_t j = 0; j < n; ++j) {
+      const auto p = v.data()[i * n + j];
+      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N ||
+          seen[static_cast<std::size_t>(p)])
+        throw shape_error("splitmask: position " + std::to_string(p) + " of image " +
+                          std::to_string(i) + " is out of range or repeated");
+      seen[static_cast<std::size_t>(p)] = true;
+    }
+  }
+}
 
 /// Registers every tensor of a model (anything with params(), flat_params(), flat_grads())
 /// with the optimiser; weight decay follows each tensor's role.

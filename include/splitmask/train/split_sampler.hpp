@@ -1,8 +1,9 @@
 // split_sampler: SplitMask's random split of each image's N patch positions into two disjoint
 // subsets, A of N_A positions and B of N_B = N - N_A, covering all N. Each image's split is a
-// Fisher-Yates shuffle driven by the counter-based RNG keyed by (seed, step, image), so a seed
-// and a step number give the same split on any machine, thread count or batch order. Each
-// subset is returned in ascending order.
+// Fisher-Yates shuffle driven by the counter-based RNG keyed by the seed and the image's number
+// in the run (its own stream, apart from the ones initialisation draws from), so a seed gives
+// every image the same split on any machine, thread count or cutting of the run into batches.
+// Each subset is returned in ascending order.
 //
 //   index_a (B, N_A) int32   index_b (B, N_B) int32
 #pragma once
@@ -32,11 +33,13 @@ class split_sampler {
 
   explicit split_sampler(std::uint64_t seed) : seed_(seed) {}
 
-  /// Fills index_a and index_b with the split of images `first_image`, ... of training step
-  /// `step` (first_image numbers images across a run, e.g. step·B, so that any batching of the
-  /// same images gives the same splits).
+  /// The RNG stream of the splits (initialisation and the tokenizer use others).
+  static constexpr std::uint64_t stream = std::uint64_t{3} << 34;
+
+  /// Fills index_a and index_b with the splits of the images numbered first_image,
+  /// first_image + 1, ... in the run (a trainer numbers them step·B + b).
   template <class IA, class IB>
-  void sample(IA&& index_a, IB&& index_b, std::uint64_t step, std::uint64_t first_image = 0) const {
+  void sample(IA&& index_a, IB&& index_b, std::uint64_t first_image) const {
     const auto va = index_a.view();
     const auto vb = index_b.view();
     detail::require_host<decltype(va), decltype(vb)>();
@@ -47,7 +50,7 @@ class split_sampler {
                   "splitmask::split_sampler: the subsets are int32 (B, N_A) and (B, N_B)");
     if (va.batch() != vb.batch())
       throw shape_error("splitmask::split_sampler: the two subsets disagree on the batch");
-    const counter_rng rng(seed_, step);
+    const counter_rng rng(seed_, stream);
     detail::parallel_for(va.batch(), N * 8, [&](std::size_t b) {
       std::int32_t order[N];
       for (std::size_t i = 0; i < N; ++i) order[i] = static_cast<std::int32_t>(i);

@@ -71,6 +71,7 @@ class splitmask_trainer {
     if (batch < 2)
       throw std::invalid_argument(
           "splitmask::splitmask_trainer: InfoNCE needs at least 2 images per batch");
+    detail::check_options(options);
     detail::register_parameters(optimizer_, encoder_);
     detail::register_parameters(optimizer_, decoder_);
   }
@@ -84,7 +85,7 @@ class splitmask_trainer {
     check_batch(images.view().batch(), "step");
     patchify<Config::patch_size>(patches_, images);
     tokenizer_.assign(ids_, patches_);
-    sampler_.sample(index_a_, index_b_, optimizer_.steps(), optimizer_.steps() * batch_);
+    sampler_.sample(index_a_, index_b_, optimizer_.steps() * batch_);
     return step_with(patches_, ids_, index_a_, index_b_);
   }
 
@@ -103,6 +104,7 @@ class splitmask_trainer {
   step_losses compute_gradients(const Patches& patches, const Ids& ids, const IA& index_a,
                                 const IB& index_b) {
     check_batch(patches.view().batch(), "compute_gradients");
+    detail::check_split<N>(index_a, index_b);
     encoder_.zero_grads();
     decoder_.zero_grads();
     step_losses losses;
@@ -129,14 +131,15 @@ class splitmask_trainer {
     return losses;
   }
 
-  /// Matrix-product FLOPs (2·M·N·K) of one step: forward of both branches, backward as twice
-  /// that, and the token assignment (one GEMM against the vocabulary).
+  /// Matrix-product FLOPs (2·M·N·K) of one step: the forward of both branches, their backward
+  /// as twice that (the patch embedding's once: no input gradient), and the tokenizer's GEMM.
   static constexpr double step_flops(double batch) {
-    const double forward = encoder_type::forward_flops(batch, N_A, false) +
-                           encoder_type::forward_flops(batch, N_B, false) +
-                           2.0 * batch * N * L * D + decoder_type::forward_flops(batch, N_A, N_B) +
-                           decoder_type::forward_flops(batch, N_B, N_A);
-    return 3 * forward + 2.0 * batch * N * L * Config::vocabulary;
+    const double body = encoder_type::forward_flops(batch, N_A, false) +
+                        encoder_type::forward_flops(batch, N_B, false) +
+                        decoder_type::forward_flops(batch, N_A, N_B) +
+                        decoder_type::forward_flops(batch, N_B, N_A);
+    const double embedding = 2.0 * batch * N * L * D;
+    return 3 * body + 2 * embedding + 2.0 * batch * N * L * Config::vocabulary;
   }
 
   encoder_type& encoder() { return encoder_; }
