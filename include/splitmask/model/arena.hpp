@@ -53,4 +53,20 @@ buffer<T, device::cpu> bind_arena(Layout& layout) {
   return memory;
 }
 
+/// Sizes `layout` for `batch` images into `memory`, unless it already is: sets the layout's
+/// `batch` field and binds it into a new arena. If the allocation fails, the layout is left
+/// with batch 0 and no memory (its views were unbound), so the next call sizes it afresh.
+template <class T, class Layout>
+void resize_arena(Layout& layout, buffer<T, device::cpu>& memory, std::size_t batch) {
+  if (batch == layout.batch && memory.data() != nullptr) return;
+  layout.batch = batch;
+  try {
+    memory = bind_arena<T>(layout);
+  } catch (...) {
+    layout.batch = 0;
+    memory = {};
+    throw;
+  }
+}
+
 }  // namespace splitmask

@@ -21,6 +21,7 @@
 #include "splitmask/core/error.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
+#include "splitmask/model/parameter_store.hpp"
 #include "splitmask/model/transformer_block.hpp"
 #include "splitmask/model/transformer_stack.hpp"
 #include "splitmask/model/vit_config.hpp"
@@ -102,16 +103,9 @@ struct decoder_activations {
   decoder_activations& operator=(const decoder_activations&) = delete;
 
   void resize(std::size_t batch_size) {
-    if (batch_size == batch && memory_.data() != nullptr) return;
-    batch = batch_size;
-    try {
-      memory_ = bind_arena<T>(*this);
+    resize_arena<T>(*this, memory_, batch_size);
+    if (targets.size() != batch_size * n_out)
       targets = tensor<std::int32_t, extents<dynamic>>(batch_size * n_out);
-    } catch (...) {  // the views were unbound: force a full resize next time
-      batch = 0;
-      memory_ = {};
-      throw;
-    }
   }
 
   void bind(arena_cursor<T>& a) {
@@ -131,9 +125,10 @@ struct decoder_activations {
 };
 
 template <class Config, class T = float>
-class splitmask_decoder {
+class splitmask_decoder : public parameter_store<decoder_parameters<Config, T>, T> {
  public:
   using parameters = decoder_parameters<Config, T>;
+  using store = parameter_store<parameters, T>;
   using block = typename parameters::block;
   using stack =
       transformer_stack<T, Config::decoder_width, Config::decoder_heads, Config::decoder_mlp_width>;
@@ -142,29 +137,13 @@ class splitmask_decoder {
   static constexpr std::size_t N = Config::patches, D = Config::width;
   static constexpr std::size_t Dd = Config::decoder_width, K = Config::vocabulary;
 
-  explicit splitmask_decoder(std::uint64_t seed = 0) {
-    params_memory_ = bind_arena<T>(params_);
-    grads_memory_ = bind_arena<T>(grads_);
+  /// Allocates parameters and gradients and initialises the parameters from `seed` (on RNG
+  /// streams apart from the encoder's).
+  explicit splitmask_decoder(std::uint64_t seed = 0) : store(seed, std::uint64_t{1} << 32) {
     sincos_position_embedding<Config::grid>(position_);
-    initialise_parameters(seed);
   }
-  splitmask_decoder(const splitmask_decoder&) = delete;  // views into its own arenas
-  splitmask_decoder& operator=(const splitmask_decoder&) = delete;
 
-  const parameters& params() const { return params_; }
-  const parameters& grads() const { return grads_; }
-  tensor_view<T, extents<dynamic>> flat_params() const { return flat(params_memory_); }
-  tensor_view<T, extents<dynamic>> flat_grads() const { return flat(grads_memory_); }
   static constexpr std::size_t parameter_count() { return Config::decoder_parameters; }
-  void zero_grads() { flat_grads() = T(0); }
-
-  /// Draws every parameter from `seed` (streams distinct from the encoder's).
-  void initialise_parameters(std::uint64_t seed) {
-    std::uint64_t stream = std::uint64_t{1} << 32;
-    params_.for_each([&](const std::string&, auto v, parameter_role role) {
-      initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
-    });
-  }
 
   /// One branch: returns the mean cross-entropy of the predictions at `index_out` against
   /// `ids` (B, N); act.pooled receives the mean of z over all positions.
@@ -191,10 +170,7 @@ class splitmask_decoder {
     mean_tokens_forward(act.pooled, act.body.output);
     gather_tokens(act.predicted, act.body.output, index_out);
     linear_forward(act.logits, act.predicted, params_.pred_weight, params_.pred_bias);
-    const auto vo = index_out.view();
-    for (std::size_t b = 0; b < batch; ++b)
-      for (std::size_t j = 0; j < n_out; ++j)
-        act.targets(b * n_out + j) = vi(b, static_cast<std::size_t>(vo(b, j)));
+    gather_ids(act.targets, vi, index_out);
     return cross_entropy_forward(act.lse, act.logits, act.targets);
   }
 
@@ -232,12 +208,9 @@ class splitmask_decoder {
   }
 
  private:
-  static tensor_view<T, extents<dynamic>> flat(const buffer<T, device::cpu>& memory) {
-    return {memory.data(), extents<dynamic>(memory.size())};
-  }
+  using store::grads_;
+  using store::params_;
 
-  parameters params_, grads_;
-  buffer<T, device::cpu> params_memory_, grads_memory_;
   tensor<T, extents<N, Dd>> position_;  // fixed 2-D sin-cos, (N, Dd)
 };
 

@@ -16,6 +16,7 @@
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
+#include "splitmask/model/parameter_store.hpp"
 #include "splitmask/model/transformer_block.hpp"
 #include "splitmask/model/transformer_stack.hpp"
 #include "splitmask/model/vit_config.hpp"
@@ -93,15 +94,7 @@ struct encoder_activations : transformer_stack<T, Config::width, Config::heads,
 
   /// Sizes everything for `batch_size` images (reallocating only when it changes).
   void resize(std::size_t batch_size) {
-    if (batch_size == this->batch && memory_.data() != nullptr) return;
-    this->batch = batch_size;
-    try {
-      memory_ = bind_arena<T>(static_cast<base&>(*this));
-    } catch (...) {  // the views were unbound: force a full resize next time
-      this->batch = 0;
-      memory_ = {};
-      throw;
-    }
+    resize_arena<T>(static_cast<base&>(*this), memory_, batch_size);
   }
 
   /// Bytes held.
@@ -112,7 +105,7 @@ struct encoder_activations : transformer_stack<T, Config::width, Config::heads,
 };
 
 template <class Config, class T = float>
-class vit_encoder {
+class vit_encoder : public parameter_store<encoder_parameters<Config, T>, T> {
   static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
   static_assert(std::is_floating_point_v<T>, "splitmask: the encoder computes in float or double");
 
@@ -120,6 +113,7 @@ class vit_encoder {
   using config = Config;
   using value_type = T;
   using parameters = encoder_parameters<Config, T>;
+  using store = parameter_store<parameters, T>;
   template <std::size_t n>
   using activations = encoder_activations<Config, T, n>;
   using block = typename parameters::block;
@@ -132,36 +126,13 @@ class vit_encoder {
   using token_extents = extents<dynamic, N, D>;             // (B, N, D)
 
   /// Allocates parameters and gradients and initialises the parameters from `seed`.
-  explicit vit_encoder(std::uint64_t seed = 0) {
-    params_memory_ = bind_arena<T>(params_);
-    grads_memory_ = bind_arena<T>(grads_);
+  explicit vit_encoder(std::uint64_t seed = 0) : store(seed, 0) {
     if constexpr (Config::position == position_embedding::sincos)
       sincos_position_embedding<Config::grid>(fixed_position_);
-    initialise_parameters(seed);
   }
-  // Neither copied nor moved, like encoder_activations (a moved-from encoder would keep views
-  // into the new owner's arenas). Use std::unique_ptr to hand one around.
-  vit_encoder(const vit_encoder&) = delete;
-  vit_encoder& operator=(const vit_encoder&) = delete;
 
-  const parameters& params() const { return params_; }
-  const parameters& grads() const { return grads_; }
-
-  /// All parameters (or gradients) as one flat array, in the arena's order (for optimisers).
-  tensor_view<T, extents<dynamic>> flat_params() const { return flat(params_memory_); }
-  tensor_view<T, extents<dynamic>> flat_grads() const { return flat(grads_memory_); }
   /// Number of parameters (without the arena's alignment padding).
   static constexpr std::size_t parameter_count() { return Config::encoder_parameters; }
-
-  /// Draws every parameter again from `seed` (MAE/BEiT initialisation).
-  void initialise_parameters(std::uint64_t seed) {
-    std::uint64_t stream = 0;
-    params_.for_each([&](const std::string&, auto v, parameter_role role) {
-      initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
-    });
-  }
-
-  void zero_grads() { flat_grads() = T(0); }
 
   /// The positional embedding added to the tokens: fixed sin-cos or the learned parameter.
   tensor_view<const T, extents<N, D>> position() const {
@@ -238,12 +209,9 @@ class vit_encoder {
   }
 
  private:
-  static tensor_view<T, extents<dynamic>> flat(const buffer<T, device::cpu>& memory) {
-    return {memory.data(), extents<dynamic>(memory.size())};
-  }
+  using store::grads_;
+  using store::params_;
 
-  parameters params_, grads_;
-  buffer<T, device::cpu> params_memory_, grads_memory_;
   tensor<T, extents<N, D>> fixed_position_;
 };
 

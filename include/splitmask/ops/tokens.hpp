@@ -86,6 +86,33 @@ void scatter_tokens(All&& all, const Sub& subset, const Index& index,
   });
 }
 
+/// targets(b·n + i) = ids(b, index(b, i)): the token ids at a subset's positions, in the row
+/// order of that subset's logits (B·n, K).
+template <class Targets, class Ids, class Index>
+void gather_ids(Targets&& targets, const Ids& ids, const Index& index) {
+  const auto vt = targets.view();
+  const auto vi = ids.view();
+  const auto vx = index.view();
+  detail::require_host<decltype(vt), decltype(vi), decltype(vx)>();
+  constexpr std::size_t N = decltype(vi)::extents_type::last;
+  constexpr std::size_t n = decltype(vx)::extents_type::last;
+  static_assert(decltype(vi)::extents_type::rank == 2 && decltype(vx)::extents_type::rank == 2,
+                "splitmask::gather_ids: ids are (B, N) and the index (B, n)");
+  const std::size_t batch = vi.batch();
+  if (vx.batch() != batch || vt.size() != batch * n)
+    throw shape_error("splitmask::gather_ids: ids " + to_string(vi.extents()) + ", index " +
+                      to_string(vx.extents()) + " and " + std::to_string(vt.size()) +
+                      " targets disagree");
+  for (std::size_t b = 0; b < batch; ++b)
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto p = vx.data()[b * n + i];
+      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N)
+        throw shape_error("splitmask::gather_ids: position " + std::to_string(p) +
+                          " is outside [0, " + std::to_string(N) + ")");
+      vt.data()[b * n + i] = vi.data()[b * N + static_cast<std::size_t>(p)];
+    }
+}
+
 /// pooled(b, :) = the mean over t of tokens(b, t, :).
 template <class Pooled, class Tokens>
 void mean_tokens_forward(Pooled&& pooled, const Tokens& tokens) {

@@ -17,6 +17,7 @@
 #include "splitmask/core/error.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
+#include "splitmask/model/parameter_store.hpp"
 #include "splitmask/model/vit_encoder.hpp"
 #include "splitmask/ops/cross_entropy.hpp"
 #include "splitmask/ops/linear.hpp"
@@ -53,34 +54,13 @@ struct beit_head_parameters {
   }
 };
 
-/// The head as a model of its own (parameters and gradients), for the optimiser.
+/// The head as a model of its own (parameters and gradients), for the optimiser; its RNG
+/// streams are apart from the encoder's.
 template <class Config, class T>
-class beit_head {
+class beit_head : public parameter_store<beit_head_parameters<Config, T>, T> {
  public:
-  using parameters = beit_head_parameters<Config, T>;
-  explicit beit_head(std::uint64_t seed) {
-    params_memory_ = bind_arena<T>(params_);
-    grads_memory_ = bind_arena<T>(grads_);
-    std::uint64_t stream = std::uint64_t{2} << 32;
-    params_.for_each([&](const std::string&, auto v, parameter_role role) {
-      initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
-    });
-  }
-  beit_head(const beit_head&) = delete;
-  beit_head& operator=(const beit_head&) = delete;
-  const parameters& params() const { return params_; }
-  const parameters& grads() const { return grads_; }
-  tensor_view<T, extents<dynamic>> flat_params() const {
-    return {params_memory_.data(), extents<dynamic>(params_memory_.size())};
-  }
-  tensor_view<T, extents<dynamic>> flat_grads() const {
-    return {grads_memory_.data(), extents<dynamic>(grads_memory_.size())};
-  }
-  void zero_grads() { flat_grads() = T(0); }
-
- private:
-  parameters params_, grads_;
-  buffer<T, device::cpu> params_memory_, grads_memory_;
+  explicit beit_head(std::uint64_t seed)
+      : parameter_store<beit_head_parameters<Config, T>, T>(seed, std::uint64_t{2} << 32) {}
 };
 
 template <class Config, class T = float>
@@ -163,10 +143,7 @@ class beit_trainer {
     const auto out = encoder_.forward(activations_, tokens_);
     gather_tokens(predicted_, out, masked);
     linear_forward(logits_, predicted_, hp.head_weight, hp.head_bias);
-    const auto vm = masked.view();
-    for (std::size_t b = 0; b < batch_; ++b)
-      for (std::size_t j = 0; j < N_B; ++j)
-        targets_(b * N_B + j) = vi(b, static_cast<std::size_t>(vm(b, j)));
+    gather_ids(targets_, vi, masked);
     step_losses losses;
     losses.ce_a = cross_entropy_forward(lse_, logits_, targets_);
     losses.total = losses.ce_a;

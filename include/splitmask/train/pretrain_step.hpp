@@ -55,25 +55,18 @@ inline void check_options(const pretrain_options& o) {
   if (!(a.eps > 0) || !(a.weight_decay >= 0)) fail("AdamW's eps must be > 0, weight decay >= 0");
 }
 
-/// Throws shape_error unless index_a and index_b split each image's N positions: disjoint and
-/// covering (duplicates would silently drop gradient in the scatter).
-template <std::size_t N, class IA, class IB>
-void check_split(const IA& index_a, const IB& index_b) {
-  const auto a = index_a.view();
-  const auto b = index_b.view();
-  constexpr std::size_t na = decltype(a)::extents_type::last, nb = decltype(b)::extents_type::last;
-  static_assert(na + nb == N, "splitmask: the two subsets must hold N positions together");
-  for (std::size_t i = 0; i < a.batch(); ++i) {
-    bool seen[N] = {};
-    for (std::size_t j = 0; j < na + nb; ++j) {
-      const auto p = j < na ? a.data()[i * na + j] : b.data()[i * nb + j - na];
-      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N ||
-          seen[static_cast<std::size_t>(p)])
-        throw shape_error("splitmask: the subsets of image " + std::to_string(i) +
-                          " are not a split of its " + std::to_string(N) + " positions (position " +
-                          std::to_string(p) + " is out of range or in both)");
-      seen[static_cast<std::size_t>(p)] = true;
-    }
+// Marks image i's positions of one index (B, n) in `seen`; throws shape_error for a position
+// out of [0, N) or already marked.
+template <std::size_t N, class View>
+void mark_positions(bool (&seen)[N], const View& index, std::size_t i) {
+  constexpr std::size_t n = View::extents_type::last;
+  for (std::size_t j = 0; j < n; ++j) {
+    const auto p = index.data()[i * n + j];
+    if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N ||
+        seen[static_cast<std::size_t>(p)])
+      throw shape_error("splitmask: position " + std::to_string(p) + " of image " +
+                        std::to_string(i) + " is out of range or named twice");
+    seen[static_cast<std::size_t>(p)] = true;
   }
 }
 
@@ -81,17 +74,24 @@ void check_split(const IA& index_a, const IB& index_b) {
 template <std::size_t N, class Index>
 void check_distinct(const Index& index) {
   const auto v = index.view();
-  constexpr std::size_t n = decltype(v)::extents_type::last;
   for (std::size_t i = 0; i < v.batch(); ++i) {
     bool seen[N] = {};
-    for (std::size_t j = 0; j < n; ++j) {
-      const auto p = v.data()[i * n + j];
-      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N ||
-          seen[static_cast<std::size_t>(p)])
-        throw shape_error("splitmask: position " + std::to_string(p) + " of image " +
-                          std::to_string(i) + " is out of range or repeated");
-      seen[static_cast<std::size_t>(p)] = true;
-    }
+    mark_positions(seen, v, i);
+  }
+}
+
+/// Throws shape_error unless index_a and index_b split each image's N positions: disjoint and
+/// covering (an overlap would silently drop gradient in the scatter).
+template <std::size_t N, class IA, class IB>
+void check_split(const IA& index_a, const IB& index_b) {
+  const auto a = index_a.view();
+  const auto b = index_b.view();
+  static_assert(decltype(a)::extents_type::last + decltype(b)::extents_type::last == N,
+                "splitmask: the two subsets must hold N positions together");
+  for (std::size_t i = 0; i < a.batch(); ++i) {
+    bool seen[N] = {};
+    mark_positions(seen, a, i);
+    mark_positions(seen, b, i);
   }
 }
 
