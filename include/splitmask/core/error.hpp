@@ -1,4 +1,4 @@
-// The exceptions the library throws for errors a user can cause (shapes, CUDA, I/O).
+// The exceptions the library throws for errors a user can cause (shapes, CUDA, files).
 // Internal invariants are asserts; what a caller can get wrong is one of these, with a message
 // that says what was expected and what was found.
 #pragma once
@@ -22,6 +22,13 @@ class shape_error : public error {
 
 /// A failed CUDA runtime or cuBLAS call; the message names the call, the file and the line.
 class cuda_error : public error {
+ public:
+  using error::error;
+};
+
+/// A file that cannot be read or written, or whose content is not what was expected (a dataset,
+/// an image, a checkpoint); the message names the file and says what was expected and found.
+class file_error : public error {
  public:
   using error::error;
 };
