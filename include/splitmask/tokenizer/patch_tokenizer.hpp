@@ -50,6 +50,14 @@ class patch_tokenizer {
                                     "; the std must be positive and both finite");
   }
 
+  /// A copy of the statistics and the vocabulary (not of the workspace).
+  patch_tokenizer(const patch_tokenizer& other) : mean_(other.mean_), std_(other.std_) {
+    copy(vocabulary_, other.vocabulary_);
+  }
+  patch_tokenizer(patch_tokenizer&&) noexcept = default;
+  patch_tokenizer& operator=(const patch_tokenizer&) = delete;
+  patch_tokenizer& operator=(patch_tokenizer&&) noexcept = default;
+
   /// K patches drawn at random (seeded) from `images` (M, C, S, S): each draw picks an image and
   /// a patch position; standardised patches of (nearly) zero norm are drawn again, since their
   /// direction is undefined. Throws when the images hold too few usable patches.

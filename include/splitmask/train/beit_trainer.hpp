@@ -66,6 +66,8 @@ class beit_head : public parameter_store<beit_head_parameters<Config, T>, T> {
 template <class Config, class T = float>
 class beit_trainer {
  public:
+  using config_type = Config;
+  using value_type = T;
   static constexpr std::size_t N = Config::patches, D = Config::width, L = Config::patch_length;
   static constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
   static constexpr std::size_t K = Config::vocabulary;
@@ -166,8 +168,11 @@ class beit_trainer {
 
   encoder_type& encoder() { return encoder_; }
   beit_head<Config, T>& head() { return head_; }
+  const patch_tokenizer<Config>& tokenizer() const { return tokenizer_; }
   patch_tokenizer<Config>& tokenizer() { return tokenizer_; }
   adamw<T>& optimizer() { return optimizer_; }
+  const pretrain_options& options() const { return options_; }
+  std::size_t batch() const { return batch_; }
   std::uint64_t steps() const { return optimizer_.steps(); }
 
  private:

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/model/init.hpp"
@@ -33,6 +34,13 @@ struct step_losses {
   double ce_a = 0, ce_b = 0, infonce = 0, total = 0;
   double grad_norm = 0;  // before clipping
   double lr = 0;         // the learning rate of the update
+};
+
+/// Thrown by a step whose loss or gradient is NaN or infinite; the message names the term and
+/// the step.
+class non_finite_loss : public error {
+ public:
+  using error::error;
 };
 
 namespace detail {
@@ -111,12 +119,17 @@ void register_parameters(adamw<T>& optimizer, const Model& model) {
 /// updated), clips by global norm, and applies AdamW at the scheduled learning rate.
 template <class T>
 void apply_update(adamw<T>& optimizer, const pretrain_options& options, step_losses& losses) {
-  if (!std::isfinite(losses.total) || !std::isfinite(losses.grad_norm))
-    throw std::runtime_error("splitmask: the loss or its gradient is not finite at step " +
-                             std::to_string(optimizer.steps()) + " (loss " +
-                             std::to_string(losses.total) + ", gradient norm " +
-                             std::to_string(losses.grad_norm) +
-                             "); lower the learning rate or check the data");
+  const std::pair<const char*, double> terms[] = {{"CE_A", losses.ce_a},
+                                                   {"CE_B", losses.ce_b},
+                                                   {"InfoNCE", losses.infonce},
+                                                   {"total loss", losses.total},
+                                                   {"gradient norm", losses.grad_norm}};
+  for (const auto& [name, value] : terms)
+    if (!std::isfinite(value))
+      throw non_finite_loss(std::string("splitmask: the ") + name + " is " +
+                            std::to_string(value) + " at step " +
+                            std::to_string(optimizer.steps()) +
+                            " (nothing was updated); lower the learning rate or check the data");
   const double scale =
       options.clip > 0 ? std::min(1.0, options.clip / (losses.grad_norm + 1e-6)) : 1.0;
   losses.lr = warmup_cosine_lr(options.lr, optimizer.steps(), options.warmup_steps,

@@ -33,6 +33,8 @@ namespace splitmask {
 template <class Config, class T = float>
 class splitmask_trainer {
  public:
+  using config_type = Config;
+  using value_type = T;
   static constexpr std::size_t N = Config::patches, D = Config::width, L = Config::patch_length;
   static constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
   static constexpr std::size_t Dd = Config::decoder_width;
