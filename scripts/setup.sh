@@ -9,8 +9,9 @@ packages=(
   doctest-dev                    # tests
   libbenchmark-dev               # benchmarks
   libopenblas-openmp-dev         # the sgemm peer of the matmul benchmark (OpenMP build: one pool)
-  libstb-dev                     # image decoding (pretrainer data)
-  nlohmann-json3-dev             # checkpoint headers, metrics
+  libstb-dev                     # image decoding and resizing (image folders)
+  zlib1g-dev                     # gzipped IDX files (MNIST, Fashion-MNIST)
+  nlohmann-json3-dev             # safetensors checkpoint headers, metrics
   libcli11-dev                   # command lines of the examples
   dataset-fashion-mnist          # the example pretrainer's default data
 )

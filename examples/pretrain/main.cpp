@@ -1,0 +1,173 @@
+// splitmask-pretrain: SplitMask (or BEiT) pre-training of a ViT on a folder of images, CIFAR or
+// MNIST-style IDX files, with progress, metrics, a loss curve and resumable checkpoints.
+//
+//   splitmask-pretrain                                   # Fashion-MNIST, mini-28, 300 steps
+//   splitmask-pretrain --preset s4-32 --data cifar-10-batches-bin --epochs 100 --out runs/c10
+//   splitmask-pretrain --resume runs/c10/checkpoint.safetensors
+#include <csignal>
+#include <cstdlib>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <splitmask/core/error.hpp>
+#include <splitmask/data/dataset.hpp>
+#include <splitmask/io/checkpoint.hpp>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../common/presets.hpp"
+#include "instances.hpp"
+#include "run.hpp"
+
+namespace ex = splitmask::examples;
+
+namespace {
+
+void on_signal(int) {
+  if (ex::stop_requested) std::_Exit(130);  // a second Ctrl-C: stop at once
+  ex::stop_requested = true;
+}
+
+void set_threads(int threads) {
+  if (threads <= 0) return;
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#else
+  if (threads > 1)
+    throw std::invalid_argument("--threads " + std::to_string(threads) +
+                                ": this build has no OpenMP, so it runs on one thread");
+#endif
+}
+
+// On --resume, the run's settings come from the checkpoint; an option also given on the command
+// line must agree with them (only --out, --threads, --save-every and --stop-after may change).
+ex::pretrain_settings resumed_settings(const std::string& checkpoint, const CLI::App& app,
+                                       const ex::pretrain_settings& given) {
+  const auto info = splitmask::read_checkpoint_info(checkpoint);
+  ex::pretrain_settings stored;
+  try {
+    stored = ex::settings_from_json(info.run);
+  } catch (const nlohmann::json::exception& e) {
+    throw splitmask::file_error(checkpoint + ": the run settings in its metadata are malformed (" +
+                                e.what() + ")");
+  }
+  const auto stored_json = ex::to_json(stored), given_json = ex::to_json(given);
+  for (const auto& [key, value] : stored_json.items()) {
+    std::string option = "--" + key;
+    for (auto& c : option) c = c == '_' ? '-' : c;
+    if (app.get_option_no_throw(option) && app.count(option) > 0 && given_json[key] != value)
+      throw std::invalid_argument(option + " " + given_json[key].dump() +
+                                  " differs from the resumed run's " + value.dump() +
+                                  "; a resumed run keeps its settings (leave the option out)");
+  }
+  return stored;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ex::pretrain_settings s;
+  ex::run_control control;
+  control.out = "runs/pretrain";
+  std::string& out = control.out;
+  std::string& resume = control.resume;
+  int threads = 0;
+  bool list_presets = false;
+
+  CLI::App app{"SplitMask pre-training of a Vision Transformer on your images", "splitmask-pretrain"};
+  app.add_option("--preset", s.preset, "ViT size (see --list-presets)")
+      ->capture_default_str();
+  app.add_option("--data", s.data,
+                 "A folder: IDX files (MNIST layout, raw or .gz), CIFAR-10/100 binary batches, or "
+                 "PNG/JPEG images (one sub-folder per class)")
+      ->capture_default_str();
+  app.add_option("--format", s.format, "Data format (auto: detected from the files)")
+      ->check(CLI::IsMember({"auto", "idx", "cifar10", "cifar100", "folder"}))
+      ->capture_default_str();
+  app.add_option("--objective", s.objective, "Pre-training objective")
+      ->check(CLI::IsMember({"splitmask", "beit"}))
+      ->capture_default_str();
+  auto* steps = app.add_option("--steps", s.steps, "Training steps")
+                    ->check(CLI::PositiveNumber)
+                    ->capture_default_str();
+  app.add_option("--epochs", s.epochs,
+                 "Epochs instead of steps (the last partial batch of each is dropped)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(steps);
+  app.add_option("--batch", s.batch, "Images per step (at least 2: InfoNCE needs negatives)")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--lr", s.lr, "Peak learning rate (default: 1.5e-3 * batch / 256)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", s.warmup, "Warm-up steps (default: 5% of the run)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--min-scale", s.min_scale, "Random resized crop: smallest area kept (1: no crop)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+  app.add_flag("!--no-flip", s.flip, "No random horizontal flips");
+  app.add_option("--seed", s.seed, "Seed of initialisation, tokenizer, data order, crops, splits")
+      ->capture_default_str();
+  app.add_option("--vocabulary-images", s.vocabulary_images,
+                 "Images the tokenizer's vocabulary is drawn from")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--kmeans-iterations", s.kmeans_iterations,
+                 "Spherical k-means iterations refining the vocabulary")
+      ->capture_default_str();
+  app.add_option("--out", out, "Output folder: checkpoint.safetensors, metrics.jsonl, loss.svg")
+      ->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--save-every", control.save_every,
+                 "Steps between checkpoints (default: 10 per run)");
+  app.add_option("--stop-after", control.stop_after,
+                 "End after this many steps, with a checkpoint to --resume from (training in slices)");
+  app.add_option("--resume", resume, "Continue the run of this checkpoint")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--list-presets", list_presets, "List the presets and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (list_presets) {
+    for (const auto& p : ex::preset_list())
+      std::printf("%-10s %zux%zux%zu  %s\n", p.name, p.image_size, p.image_size, p.channels, p.use);
+    return 0;
+  }
+  try {
+    set_threads(threads);
+    if (threads != 1 && !std::getenv("OMP_WAIT_POLICY"))
+      std::fprintf(stderr, "note: OMP_WAIT_POLICY is not set; with few cores, "
+                   "OMP_WAIT_POLICY=passive is faster (docs/performance.md)\n");
+    if (!resume.empty()) {
+      s = resumed_settings(resume, app, s);
+      if (app.count("--out") == 0) out = std::filesystem::path(resume).parent_path().string();
+      if (out.empty()) out = ".";
+    }
+    const auto& preset = ex::find_preset(s.preset);
+    const auto format = s.format == "auto" ? splitmask::detect_data_format(s.data)
+                                           : splitmask::parse_data_format(s.format);
+    const auto set = splitmask::load_image_set(s.data, "train", format, preset.image_size,
+                                               preset.channels);
+    if (set.channels != preset.channels || set.height != preset.image_size ||
+        set.width != preset.image_size)
+      throw splitmask::file_error(
+          set.source + ": the images are " + std::to_string(set.height) + "x" +
+          std::to_string(set.width) + "x" + std::to_string(set.channels) + ", preset " +
+          s.preset + " takes " + std::to_string(preset.image_size) + "x" +
+          std::to_string(preset.image_size) + "x" + std::to_string(preset.channels) +
+          "; presets that fit: " + ex::presets_fitting(set.height, set.channels));
+    std::filesystem::create_directories(out);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    return ex::with_preset(s.preset, [&](auto p) {
+      return ex::run_pretraining<typename decltype(p)::config>(s, set, control);
+    });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

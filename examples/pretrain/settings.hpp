@@ -1,0 +1,61 @@
+// pretrain_settings: everything that decides a pre-training run, as the command line gives it
+// and as a checkpoint stores it (JSON), so that --resume continues the very same run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace splitmask::examples {
+
+struct pretrain_settings {
+  std::string preset = "mini-28";
+  std::string data = "/usr/share/datasets/fashion-mnist";
+  std::string format = "auto";  // auto, idx, cifar10, cifar100, folder
+  std::string objective = "splitmask";  // splitmask or beit
+  std::uint64_t steps = 300;  // used when epochs is 0 (300: the demo, minutes on 2 cores)
+  std::uint64_t epochs = 0;   // when set, the run's length in epochs
+  std::size_t batch = 64;
+  double lr = 0;              // 0: the recipe's 1.5e-3 · batch / 256
+  std::int64_t warmup = -1;   // steps; -1: 5% of the run
+  double min_scale = 0.35;    // random resized crop: smallest area fraction kept
+  bool flip = true;
+  std::uint64_t seed = 0;
+  std::size_t vocabulary_images = 10000;  // images the tokenizer's vocabulary is drawn from
+  std::size_t kmeans_iterations = 10;
+};
+
+inline nlohmann::json to_json(const pretrain_settings& s) {
+  return {{"preset", s.preset},       {"data", s.data},
+          {"format", s.format},       {"objective", s.objective},
+          {"steps", s.steps},         {"epochs", s.epochs},
+          {"batch", s.batch},         {"lr", s.lr},
+          {"warmup", s.warmup},       {"min_scale", s.min_scale},
+          {"flip", s.flip},           {"seed", s.seed},
+          {"vocabulary_images", s.vocabulary_images},
+          {"kmeans_iterations", s.kmeans_iterations}};
+}
+
+/// Throws nlohmann::json::exception when a field is missing or of the wrong kind.
+inline pretrain_settings settings_from_json(const nlohmann::json& j) {
+  pretrain_settings s;
+  s.preset = j.at("preset").get<std::string>();
+  s.data = j.at("data").get<std::string>();
+  s.format = j.at("format").get<std::string>();
+  s.objective = j.at("objective").get<std::string>();
+  s.steps = j.at("steps").get<std::uint64_t>();
+  s.epochs = j.at("epochs").get<std::uint64_t>();
+  s.batch = j.at("batch").get<std::size_t>();
+  s.lr = j.at("lr").get<double>();
+  s.warmup = j.at("warmup").get<std::int64_t>();
+  s.min_scale = j.at("min_scale").get<double>();
+  s.flip = j.at("flip").get<bool>();
+  s.seed = j.at("seed").get<std::uint64_t>();
+  s.vocabulary_images = j.at("vocabulary_images").get<std::size_t>();
+  s.kmeans_iterations = j.at("kmeans_iterations").get<std::size_t>();
+  return s;
+}
+
+}  // namespace splitmask::examples
