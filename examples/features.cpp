@@ -6,6 +6,7 @@
 // The images are normalised with the statistics of the data the checkpoint was trained on, as
 // the pretrainer fed them (no augmentation). The preset is found from the checkpoint's config.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -23,7 +24,7 @@ namespace ex = splitmask::examples;
 namespace {
 
 struct request {
-  std::string checkpoint, data, format = "auto", split = "test", out = "features";
+  std::string checkpoint, data, format, split = "test", out = "features";  // format: the run's
   std::size_t limit = 0, batch = 256;
   std::string inputs;  // also write the normalised images fed to the encoder (for checks)
 };
@@ -34,11 +35,10 @@ int extract(const request& r, const splitmask::checkpoint_info& info) {
   splitmask::feature_extractor<Config> features(r.checkpoint);
   const auto& run = info.run;
   const std::string data = r.data.empty() ? run.value("data", std::string()) : r.data;
-  const std::string format_name = r.data.empty() ? run.value("format", std::string("auto")) : r.format;
+  const std::string format = r.format.empty() ? run.value("format", std::string("auto")) : r.format;
   if (data.empty()) throw splitmask::file_error(r.checkpoint + ": no data path stored; give --data");
-  const auto format = format_name == "auto" ? splitmask::detect_data_format(data)
-                                            : splitmask::parse_data_format(format_name);
-  const auto set = splitmask::load_image_set(data, r.split, format, S, C);
+  const auto set =
+      splitmask::load_image_set(data, r.split, splitmask::parse_data_format(format), S, C);
   splitmask::channel_stats stats;
   try {
     stats.mean = run.at("data_stats").at("mean").get<std::vector<double>>();
@@ -46,7 +46,13 @@ int extract(const request& r, const splitmask::checkpoint_info& info) {
   } catch (const std::exception&) {
     throw splitmask::file_error(r.checkpoint + ": no data statistics stored in its run metadata");
   }
-  if (set.channels != C || set.height != S || set.width != S || stats.mean.size() != C)
+  bool stats_ok = stats.mean.size() == C && stats.std.size() == C;
+  for (std::size_t c = 0; stats_ok && c < C; ++c)
+    stats_ok = std::isfinite(stats.mean[c]) && std::isfinite(stats.std[c]) && stats.std[c] > 0;
+  if (!stats_ok)
+    throw splitmask::file_error(r.checkpoint + ": the data statistics in its run metadata are not " +
+                                std::to_string(C) + " finite means and positive stds");
+  if (set.channels != C || set.height != S || set.width != S)
     throw splitmask::file_error(set.source + ": the images are not " + std::to_string(S) + "x" +
                                 std::to_string(S) + "x" + std::to_string(C));
   const std::size_t n = r.limit > 0 ? std::min(r.limit, set.size()) : set.size();
@@ -84,7 +90,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   app.add_option("--data", r.data, "Images (default: the data the checkpoint was trained on)");
-  app.add_option("--format", r.format, "Data format (auto: detected)")
+  app.add_option("--format", r.format, "Data format (default: the run's; auto: detected)")
       ->check(CLI::IsMember({"auto", "idx", "cifar10", "cifar100", "folder"}));
   app.add_option("--split", r.split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))

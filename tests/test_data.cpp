@@ -523,7 +523,7 @@ TEST_CASE("dataset: format names, detection, dispatch by split") {
                        doctest::Contains("expected one of auto, idx, cifar10, cifar100, folder"),
                        std::invalid_argument);
 
-  temp_dir idx, c10, c100, folder, split_folder, nothing;
+  temp_dir idx, c10, c100, folder, split_folder, mismatched, nothing;
   write_gz(idx / "train-images-idx3-ubyte.gz", make_idx({2, 28, 28}, pattern_bytes(1568, 1)));
   write_gz(idx / "train-labels-idx1-ubyte.gz", make_idx({2}, {1, 2}));
   write_file(c10 / "cifar-10-batches-bin/test_batch.bin",
@@ -532,7 +532,9 @@ TEST_CASE("dataset: format names, detection, dispatch by split") {
   write_png(folder / "x.png", 8, 8, 3, bytes(192, 9));
   write_png(split_folder / "train/a/x.png", 8, 8, 3, bytes(192, 1));
   write_png(split_folder / "train/b/x.png", 8, 8, 3, bytes(192, 2));
-  write_png(split_folder / "test/a/x.png", 8, 8, 3, bytes(192, 3));
+  write_png(split_folder / "test/b/x.png", 8, 8, 3, bytes(192, 3));  // no "a": b keeps label 1
+  write_png(mismatched / "train/a/x.png", 8, 8, 3, bytes(192, 1));
+  write_png(mismatched / "test/c/x.png", 8, 8, 3, bytes(192, 3));
   write_text(nothing / "readme.txt", "x");
 
   CHECK(detect_data_format(idx.str()) == data_format::idx);
@@ -561,7 +563,12 @@ TEST_CASE("dataset: format names, detection, dispatch by split") {
                  "expected train and test sub-folders"));
   const image_set train = load(split_folder.str(), "train");
   CHECK(train.classes == std::vector<std::string>{"a", "b"});
-  CHECK(load(split_folder.str(), "test").image(0)[0] == 3);
+  const image_set test = load(split_folder.str(), "test");
+  CHECK(test.image(0)[0] == 3);
+  CHECK(test.labels == std::vector<std::int32_t>{1});  // by name, as the training split numbers it
+  CHECK(test.classes == train.classes);
+  CHECK(contains(file_error_message([&] { load(mismatched.str(), "test"); }),
+                 "class folder c is not one of the training split's 1 classes"));
   CHECK(load_image_set(c100.str(), "test", data_format::cifar100, 0, 0).size() == 1);
   CHECK_THROWS_AS(load(idx.str(), "valid"), std::invalid_argument);
   // Naming the wrong format gives that reader's error.

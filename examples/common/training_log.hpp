@@ -22,7 +22,7 @@ class metrics_log {
  public:
   /// Opens `path` for a run that has done `done_steps` steps: the records of later steps (left
   /// by a run that went on after its last checkpoint) are dropped, so a resumed run's log reads
-  /// as one run. done_steps = 0 starts a new log.
+  /// as one run; so are lines that are not a record with a step. done_steps = 0 starts a new log.
   metrics_log(std::string path, std::uint64_t done_steps) : path_(std::move(path)) {
     if (done_steps > 0) {
       std::ifstream in(path_);
@@ -30,6 +30,7 @@ class metrics_log {
       while (std::getline(in, line)) {
         auto record = nlohmann::json::parse(line, nullptr, false);
         if (record.is_object() && record.contains("step") &&
+            record["step"].is_number_unsigned() &&
             record["step"].get<std::uint64_t>() <= done_steps)
           records_.push_back(std::move(record));
       }

@@ -44,11 +44,26 @@ void set_threads(int threads) {
 #endif
 }
 
+// The command-line option of each setting (to_json's keys).
+std::string option_of(const std::string& key) {
+  if (key == "flip") return "--no-flip";
+  std::string option = "--" + key;
+  for (auto& c : option) c = c == '_' ? '-' : c;
+  return option;
+}
+
 // On --resume, the run's settings come from the checkpoint; an option also given on the command
-// line must agree with them (only --out, --threads, --save-every and --stop-after may change).
+// line must agree with them. These may change: where the data is (the data itself is checked by
+// its image count and statistics), --out, --threads, --save-every and --stop-after.
 ex::pretrain_settings resumed_settings(const std::string& checkpoint, const CLI::App& app,
                                        const ex::pretrain_settings& given) {
-  const auto info = splitmask::read_checkpoint_info(checkpoint);
+  splitmask::checkpoint_info info;
+  try {
+    info = splitmask::read_checkpoint_info(checkpoint);
+  } catch (const splitmask::file_error& e) {
+    throw splitmask::file_error("--resume " + checkpoint +
+                                ": not a splitmask checkpoint we can read: " + e.what());
+  }
   ex::pretrain_settings stored;
   try {
     stored = ex::settings_from_json(info.run);
@@ -58,14 +73,31 @@ ex::pretrain_settings resumed_settings(const std::string& checkpoint, const CLI:
   }
   const auto stored_json = ex::to_json(stored), given_json = ex::to_json(given);
   for (const auto& [key, value] : stored_json.items()) {
-    std::string option = "--" + key;
-    for (auto& c : option) c = c == '_' ? '-' : c;
-    if (app.get_option_no_throw(option) && app.count(option) > 0 && given_json[key] != value)
-      throw std::invalid_argument(option + " " + given_json[key].dump() +
-                                  " differs from the resumed run's " + value.dump() +
-                                  "; a resumed run keeps its settings (leave the option out)");
+    const std::string option = option_of(key);
+    if (app.count(option) == 0 || given_json[key] == value) continue;
+    if (key == "data" || key == "format") continue;  // the data may have moved
+    throw std::invalid_argument(option + " " + given_json[key].dump() +
+                                " differs from the resumed run's " + value.dump() +
+                                "; a resumed run keeps its settings (leave the option out)");
   }
+  if (app.count("--data") > 0) stored.data = given.data;
+  if (app.count("--format") > 0) stored.format = given.format;
   return stored;
+}
+
+// A new run refuses to replace another run's checkpoint unless told to; temporary files left by
+// a write that was killed are removed.
+void prepare_out(const std::string& out, bool resuming, bool overwrite) {
+  namespace fs = std::filesystem;
+  const fs::path checkpoint = fs::path(out) / "checkpoint.safetensors";
+  if (!resuming && !overwrite && fs::exists(checkpoint))
+    throw std::invalid_argument(out + " holds a run (" + checkpoint.string() +
+                                "): continue it with --resume " + checkpoint.string() +
+                                ", replace it with --overwrite, or choose another --out");
+  fs::create_directories(out);
+  for (const auto& entry : fs::directory_iterator(out))
+    if (entry.path().filename().string().rfind("checkpoint.safetensors.tmp-", 0) == 0)
+      fs::remove(entry.path());
 }
 
 }  // namespace
@@ -77,7 +109,7 @@ int main(int argc, char** argv) {
   std::string& out = control.out;
   std::string& resume = control.resume;
   int threads = 0;
-  bool list_presets = false;
+  bool list_presets = false, overwrite = false;
 
   CLI::App app{"SplitMask pre-training of a Vision Transformer on your images", "splitmask-pretrain"};
   app.add_option("--preset", s.preset, "ViT size (see --list-presets)")
@@ -129,6 +161,7 @@ int main(int argc, char** argv) {
                  "End after this many steps, with a checkpoint to --resume from (training in slices)");
   app.add_option("--resume", resume, "Continue the run of this checkpoint")
       ->check(CLI::ExistingFile);
+  app.add_flag("--overwrite", overwrite, "Start a new run even where --out holds one");
   app.add_flag("--list-presets", list_presets, "List the presets and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -148,10 +181,11 @@ int main(int argc, char** argv) {
       if (out.empty()) out = ".";
     }
     const auto& preset = ex::find_preset(s.preset);
-    const auto format = s.format == "auto" ? splitmask::detect_data_format(s.data)
-                                           : splitmask::parse_data_format(s.format);
-    const auto set = splitmask::load_image_set(s.data, "train", format, preset.image_size,
-                                               preset.channels);
+    prepare_out(out, !resume.empty(), overwrite);
+    s.data = std::filesystem::absolute(s.data).lexically_normal().string();  // for --resume
+    const auto set = splitmask::load_image_set(s.data, "train",
+                                               splitmask::parse_data_format(s.format),
+                                               preset.image_size, preset.channels);
     if (set.channels != preset.channels || set.height != preset.image_size ||
         set.width != preset.image_size)
       throw splitmask::file_error(
@@ -160,7 +194,6 @@ int main(int argc, char** argv) {
           s.preset + " takes " + std::to_string(preset.image_size) + "x" +
           std::to_string(preset.image_size) + "x" + std::to_string(preset.channels) +
           "; presets that fit: " + ex::presets_fitting(set.height, set.channels));
-    std::filesystem::create_directories(out);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     return ex::with_preset(s.preset, [&](auto p) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -137,6 +138,9 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
     throw file_error(set.source + ": " + std::to_string(set.size()) +
                      " images hold no batch of " + std::to_string(s.batch) + "; lower --batch");
   const std::uint64_t total = total_steps(s, per_epoch);
+  if (s.warmup >= 0 && std::uint64_t(s.warmup) > total)
+    throw std::invalid_argument("--warmup " + std::to_string(s.warmup) +
+                                " is longer than the run's " + std::to_string(total) + " steps");
   const pretrain_options options = recipe_options(s, total);
   nlohmann::json run = to_json(s);
   run["data_stats"] = stats_json(stats);
@@ -156,7 +160,7 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
                        "statistics differ");
     trainer = std::make_unique<Trainer>(s.batch, load_tokenizer<Config>(file, resume),
                                         resumed.pretrain());
-    load_checkpoint(resume, *trainer);
+    load_checkpoint(file, resume, *trainer);
   }
   const std::uint64_t first = trainer->steps();
   metrics_log metrics(files.metrics, first);
@@ -181,10 +185,13 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
       splitmask ? std::vector<std::string>{"total", "ce_a", "ce_b", "infonce"}
                 : std::vector<std::string>{"ce"};
   const std::string title = s.preset + " · " + s.objective + " · batch " + std::to_string(s.batch);
+  // The last checkpoint of this run on disk: the one resumed from, until this run saves one.
+  std::string saved_path = resume;
   std::uint64_t saved_step = first;
   auto save = [&] {
     save_checkpoint(files.checkpoint, *trainer, run);
     write_loss_curve_svg(files.curve, metrics.records(), series, title);
+    saved_path = files.checkpoint;
     saved_step = trainer->steps();
   };
   const std::uint64_t save_every =
@@ -202,9 +209,9 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
       progress.interrupt();
       write_loss_curve_svg(files.curve, metrics.records(), series, title);
       std::fprintf(stderr, "error: %s\n", e.what());
-      if (saved_step > 0)
-        std::fprintf(stderr, "the last good checkpoint is %s (step %llu)\n",
-                     files.checkpoint.c_str(), static_cast<unsigned long long>(saved_step));
+      if (!saved_path.empty())
+        std::fprintf(stderr, "the last good checkpoint is %s (step %llu)\n", saved_path.c_str(),
+                     static_cast<unsigned long long>(saved_step));
       else
         std::fprintf(stderr, "no checkpoint was written before it\n");
       return 3;
@@ -219,7 +226,7 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
     record["elapsed_s"] = progress.elapsed();
     metrics.append(record);
     progress.update(step + 1, loss_text(losses, splitmask), double(s.batch) / seconds_per_step);
-    if (stop_requested) {
+    if (stop_requested && step + 1 < total) {
       progress.interrupt();
       save();
       std::fprintf(stderr, "interrupted after step %llu; saved %s; continue with --resume %s\n",

@@ -5,8 +5,9 @@ by hand (no safetensors or timm package needed), and computes mean-pooled featur
     encoder, meta = load_encoder("runs/pretrain/checkpoint.safetensors")
     features = encoder(images).mean(dim=1)   # images (B, C, S, S), normalised as in training
 
-The parameter names are timm's (patch_embed.proj.weight, blocks.0.attn.qkv.weight, norm.bias),
-so `timm.create_model(..., global_pool="avg", class_token=False)` can load the same tensors.
+The parameter names are timm's (patch_embed.proj.weight, blocks.0.attn.qkv.weight, norm.bias).
+The model is not timm's as is: no class token, fixed sin-cos positions unless the config says
+"learned", and the features are the mean of the normed tokens.
 
 As a check (run by the test suite): compare with the features splitmask-features computed,
     /usr/bin/python3 load_checkpoint.py --checkpoint C --inputs inputs.npy --features features.npy

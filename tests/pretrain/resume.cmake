@@ -1,5 +1,5 @@
-# A run stopped half-way and resumed gives the losses of the same run uninterrupted, step for
-# step (same seed, same threads): cmake -DPRETRAIN=<program> -DDATA=<dir> -DWORK_DIR=<dir>
+# A run stopped twice and resumed gives the losses of the same run uninterrupted, step for step,
+# and the same final checkpoint (same seed, same threads): cmake -DPRETRAIN=<program> -DDATA=<dir> -DWORK_DIR=<dir>
 # -P resume.cmake
 set(common --preset nano-28 --data ${DATA} --steps 6 --batch 16 --vocabulary-images 300
   --kmeans-iterations 2 --seed 11 --threads 2)
@@ -12,8 +12,8 @@ endfunction()
 file(REMOVE_RECURSE ${WORK_DIR})
 run(${PRETRAIN} ${common} --out ${WORK_DIR}/whole)
 run(${PRETRAIN} ${common} --out ${WORK_DIR}/sliced --stop-after 2)
-run(${PRETRAIN} --resume ${WORK_DIR}/sliced/checkpoint.safetensors --stop-after 3)
-run(${PRETRAIN} --resume ${WORK_DIR}/sliced/checkpoint.safetensors)
+run(${PRETRAIN} --resume ${WORK_DIR}/sliced/checkpoint.safetensors --stop-after 3 --threads 2)
+run(${PRETRAIN} --resume ${WORK_DIR}/sliced/checkpoint.safetensors --threads 2)
 
 file(STRINGS ${WORK_DIR}/whole/metrics.jsonl whole)
 file(STRINGS ${WORK_DIR}/sliced/metrics.jsonl sliced)
@@ -33,4 +33,11 @@ foreach(i RANGE 5)
     endif()
   endforeach()
 endforeach()
-message(STATUS "the resumed run's losses equal the uninterrupted run's at all 6 steps")
+# The final state too: parameters, AdamW's moments, vocabulary and metadata, byte for byte.
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${WORK_DIR}/whole/checkpoint.safetensors
+  ${WORK_DIR}/sliced/checkpoint.safetensors RESULT_VARIABLE differ)
+if(differ)
+  message(FATAL_ERROR "the final checkpoints of the two runs differ")
+endif()
+message(STATUS "the resumed run's losses equal the uninterrupted run's at all 6 steps, and the "
+  "final checkpoints are identical")

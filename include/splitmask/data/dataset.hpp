@@ -143,7 +143,13 @@ inline image_set load_image_set(const std::string& path, const std::string& spli
         if (!fs::is_directory(split_dir, ec))
           throw file_error("splitmask: image folder " + path + ": expected a " + split +
                            " folder beside train, found no " + split_dir.string());
-        return load_image_folder(split_dir.string(), folder_image_size, folder_channels);
+        if (split == "train")
+          return load_image_folder(split_dir.string(), folder_image_size, folder_channels);
+        // The test split's labels are the training split's: classes are matched by name.
+        const std::vector<std::string> train_classes =
+            detail::class_folder_names((fs::path(path) / "train").string());
+        return load_image_folder(split_dir.string(), folder_image_size, folder_channels,
+                                 train_classes.empty() ? nullptr : &train_classes);
       }
       if (split == "test")
         throw file_error("splitmask: image folder " + path +

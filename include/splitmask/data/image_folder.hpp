@@ -99,9 +99,20 @@ inline void append_image_file(const std::filesystem::path& path, std::size_t S,
     for (std::size_t k = 0; k < S * S; ++k) pixels[base + c * S * S + k] = hwc[k * channels + c];
 }
 
+/// The names of the class sub-folders of `dir`, sorted (empty for an unlabeled folder).
+inline std::vector<std::string> class_folder_names(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (!is_hidden(it->path()) && it->is_directory(ec)) names.push_back(it->path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 /// load_image_folder without turning std::filesystem errors into file_error.
 inline image_set load_image_folder_unwrapped(const std::string& dir, std::size_t image_size,
-                                             std::size_t channels) {
+                                             std::size_t channels,
+                                             const std::vector<std::string>* class_names) {
   namespace fs = std::filesystem;
   if (channels < 1 || channels > 4)
     throw std::invalid_argument("splitmask::load_image_folder: channels must be 1 to 4, got " +
@@ -151,17 +162,29 @@ inline image_set load_image_folder_unwrapped(const std::string& dir, std::size_t
       detail::append_image_file(f, image_size, channels, set.pixels);
     return set;
   }
-  for (std::size_t label = 0; label < class_dirs.size(); ++label) {
-    const std::vector<fs::path> files = detail::image_files_under(class_dirs[label]);
+  if (class_names) set.classes = *class_names;
+  for (std::size_t i = 0; i < class_dirs.size(); ++i) {
+    const std::string name = class_dirs[i].filename().string();
+    std::size_t label = i;
+    if (class_names) {  // labels by name, as another split numbered them
+      label = std::size_t(std::find(class_names->begin(), class_names->end(), name) -
+                          class_names->begin());
+      if (label == class_names->size())
+        throw file_error("splitmask: image folder " + dir + ": class folder " + name +
+                         " is not one of the training split's " +
+                         std::to_string(class_names->size()) +
+                         " classes; expected the same class names in both splits");
+    } else {
+      set.classes.push_back(name);
+    }
+    const std::vector<fs::path> files = detail::image_files_under(class_dirs[i]);
     if (files.empty())
-      throw file_error("splitmask: image folder " + dir + ": class folder " +
-                       class_dirs[label].filename().string() +
+      throw file_error("splitmask: image folder " + dir + ": class folder " + name +
                        " holds no .png, .jpg or .jpeg image; expected at least one");
     for (const fs::path& f : files) {
       detail::append_image_file(f, image_size, channels, set.pixels);
       set.labels.push_back(static_cast<std::int32_t>(label));
     }
-    set.classes.push_back(class_dirs[label].filename().string());
   }
   return set;
 }
@@ -180,16 +203,19 @@ inline image_set load_image_folder_unwrapped(const std::string& dir, std::size_t
 /// as it does: grey is replicated to RGB; RGB becomes grey as (77 R + 150 G + 29 B) / 256; a
 /// missing alpha is 255; 16-bit PNGs are scaled to 8 bits. The largest centred square is cut out
 /// (the longer side loses (long - short) / 2 pixels at each end) and, unless it already is
-/// S x S, resized to S x S with stb_image_resize's defaults (linear-light filtering by
-/// Mitchell on the way down, Catmull-Rom on the way up, edges clamped).
+/// S x S, resized to S x S with stb_image_resize's defaults (filtering the stored 8-bit values
+/// directly, no gamma decoding: Mitchell on the way down, Catmull-Rom on the way up, edges
+/// clamped). With `class_names` (another split's classes, e.g. the training split's), each class
+/// folder is labelled by its name's position there, and a name not there is an error.
 /// Throws std::invalid_argument unless 1 <= channels <= 4 and image_size >= 1; file_error when
 /// `dir` is not a folder, holds no image (or a class folder holds none), mixes class sub-folders
 /// with images at its top, an image file does not decode (naming it and stb's reason), or listing a
 /// folder fails.
 inline image_set load_image_folder(const std::string& dir, std::size_t image_size,
-                                   std::size_t channels) {
+                                   std::size_t channels,
+                                   const std::vector<std::string>* class_names = nullptr) {
   try {
-    return detail::load_image_folder_unwrapped(dir, image_size, channels);
+    return detail::load_image_folder_unwrapped(dir, image_size, channels, class_names);
   } catch (const std::filesystem::filesystem_error& e) {
     throw file_error("splitmask: image folder " + dir + ": cannot list it: " + e.what());
   }

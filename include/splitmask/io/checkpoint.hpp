@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -229,7 +230,7 @@ patch_tokenizer<Config> load_tokenizer(const safetensors_reader& file, const std
   typename patch_tokenizer<Config>::vocabulary_type vocabulary;
   file.read("tokenizer.vocabulary", vocabulary.data(), {K, L});
   try {
-    tokenizer.set_vocabulary(vocabulary);
+    tokenizer.restore_vocabulary(vocabulary);
   } catch (const std::invalid_argument& e) {
     throw file_error(source + ": " + e.what());
   }
@@ -274,12 +275,13 @@ void save_checkpoint(const std::string& path, Trainer& trainer,
 /// Restores a trainer saved by save_checkpoint: parameters, AdamW's moments and step count, and
 /// the tokenizer's vocabulary. The trainer must have the checkpoint's config, objective and
 /// tokenizer statistics (construct it from load_tokenizer and info.pretrain()). Returns the
-/// metadata. Throws file_error, with the trainer possibly part-loaded, on any mismatch.
+/// metadata. Throws file_error, with the trainer possibly part-loaded, on any mismatch. `file`
+/// is the checkpoint already open (read once), `path` names it in messages.
 template <class Trainer>
-checkpoint_info load_checkpoint(const std::string& path, Trainer& trainer) {
+checkpoint_info load_checkpoint(const safetensors_reader& file, const std::string& path,
+                                Trainer& trainer) {
   using Config = typename Trainer::config_type;
   using T = typename Trainer::value_type;
-  const auto file = safetensors_reader::open(path);
   const auto info = read_checkpoint_info(file, path);
   check_config<Config>(info.config, path);
   if (info.objective != detail::objective_name(trainer))
@@ -292,7 +294,7 @@ checkpoint_info load_checkpoint(const std::string& path, Trainer& trainer) {
   std::set<std::string> used{"tokenizer.vocabulary"};
   detail::for_each_model(trainer,
                          [&](auto& model) { detail::read_parameters<T>(file, model, used); });
-  trainer.tokenizer().set_vocabulary(tokenizer.vocabulary());
+  trainer.tokenizer().restore_vocabulary(tokenizer.vocabulary());
   auto& optimizer = trainer.optimizer();
   const auto first = optimizer.first_moment();
   const auto second = optimizer.second_moment();
@@ -309,6 +311,11 @@ checkpoint_info load_checkpoint(const std::string& path, Trainer& trainer) {
                        " trainer of this config");
   optimizer.set_steps(info.step);
   return info;
+}
+
+template <class Trainer>
+checkpoint_info load_checkpoint(const std::string& path, Trainer& trainer) {
+  return load_checkpoint(safetensors_reader::open(path), path, trainer);
 }
 
 /// Loads only the encoder's parameters (for feature extraction or fine-tuning) from a checkpoint

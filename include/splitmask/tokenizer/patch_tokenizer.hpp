@@ -172,6 +172,23 @@ class patch_tokenizer {
                                     std::to_string(k) + " has zero norm");
     vocabulary_ = std::move(rows);
   }
+  /// Replaces the vocabulary with rows saved from vocabulary(), bit for bit (set_vocabulary
+  /// would normalise them again, which can move an element by an ulp). Each row must have unit
+  /// length within 1e-4; otherwise the vocabulary is left as it was.
+  template <class V>
+  void restore_vocabulary(const V& vocabulary) {
+    vocabulary_type rows;
+    copy(rows, vocabulary);
+    for (std::size_t k = 0; k < K; ++k) {
+      double norm = 0;
+      for (std::size_t c = 0; c < L; ++c) norm += double(rows.data()[k * L + c]) * rows.data()[k * L + c];
+      if (!(std::abs(std::sqrt(norm) - 1) <= 1e-4))
+        throw std::invalid_argument("splitmask::patch_tokenizer: vocabulary row " +
+                                    std::to_string(k) + " has norm " +
+                                    std::to_string(std::sqrt(norm)) + "; expected unit rows");
+    }
+    vocabulary_ = std::move(rows);
+  }
   const std::array<float, C>& mean() const { return mean_; }
   const std::array<float, C>& std_dev() const { return std_; }
 

@@ -37,7 +37,7 @@ struct step_losses {
 };
 
 /// Thrown by a step whose loss or gradient is NaN or infinite; the message names the term and
-/// the step.
+/// the step, counted from 1 (the step that failed, as a training log numbers it).
 class non_finite_loss : public error {
  public:
   using error::error;
@@ -128,7 +128,7 @@ void apply_update(adamw<T>& optimizer, const pretrain_options& options, step_los
     if (!std::isfinite(value))
       throw non_finite_loss(std::string("splitmask: the ") + name + " is " +
                             std::to_string(value) + " at step " +
-                            std::to_string(optimizer.steps()) +
+                            std::to_string(optimizer.steps() + 1) +
                             " (nothing was updated); lower the learning rate or check the data");
   const double scale =
       options.clip > 0 ? std::min(1.0, options.clip / (losses.grad_norm + 1e-6)) : 1.0;
