@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--data", r.data, "Images (default: the data the checkpoint was trained on)");
   app.add_option("--format", r.format, "Data format (default: the run's; auto: detected)")
-      ->check(CLI::IsMember({"auto", "idx", "cifar10", "cifar100", "folder"}));
+      ->check(CLI::IsMember(splitmask::data_format_names()));
   app.add_option("--split", r.split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();

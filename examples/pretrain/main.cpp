@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
                  "PNG/JPEG images (one sub-folder per class)")
       ->capture_default_str();
   app.add_option("--format", s.format, "Data format (auto: detected from the files)")
-      ->check(CLI::IsMember({"auto", "idx", "cifar10", "cifar100", "folder"}))
+      ->check(CLI::IsMember(splitmask::data_format_names()))
       ->capture_default_str();
   app.add_option("--objective", s.objective, "Pre-training objective")
       ->check(CLI::IsMember({"splitmask", "beit"}))

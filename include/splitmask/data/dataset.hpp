@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/data/cifar.hpp"
@@ -42,14 +43,25 @@ inline std::string to_string(data_format f) {
   return "unknown";
 }
 
-/// The format named `name` (auto, idx, cifar10, cifar100, folder); throws std::invalid_argument
-/// listing the valid names for anything else.
+/// Every format's name: auto, idx, cifar10, cifar100, folder (for command lines and messages).
+inline const std::vector<std::string>& data_format_names() {
+  static const std::vector<std::string> names = {
+      to_string(data_format::automatic), to_string(data_format::idx),
+      to_string(data_format::cifar10), to_string(data_format::cifar100),
+      to_string(data_format::image_folder)};
+  return names;
+}
+
+/// The format named `name` (one of data_format_names()); throws std::invalid_argument listing the
+/// valid names for anything else.
 inline data_format parse_data_format(const std::string& name) {
   for (data_format f : {data_format::automatic, data_format::idx, data_format::cifar10,
                         data_format::cifar100, data_format::image_folder})
     if (name == to_string(f)) return f;
+  std::string valid;
+  for (const auto& n : data_format_names()) valid += (valid.empty() ? "" : ", ") + n;
   throw std::invalid_argument("splitmask: unknown data format \"" + name +
-                              "\"; expected one of auto, idx, cifar10, cifar100, folder");
+                              "\"; expected one of " + valid);
 }
 
 namespace detail {
