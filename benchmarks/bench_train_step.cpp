@@ -1,8 +1,12 @@
 // One full SplitMask training step (tokens, split, forward and backward of both branches,
 // clipping, AdamW) for the 28 x 28 x 1 patch-4 ViT-Ti preset (D 192, depth 12, 3 heads, decoder
-// 2 x 192, K 512) at B = 64; and the BEiT step on the same components. images/s and GFLOP/s of
+// 2 x 192, K 512) at B = 64 and the 32 x 32 x 3 patch-4 ViT-S preset (D 384, depth 12, 6 heads,
+// decoder 2 x 384, K 1024) at B = 32; and the BEiT step on the first. images/s and GFLOP/s of
 // matrix products (2·M·N·K per GEMM, backward counted as twice the forward).
+// benchmarks/compare_pytorch.sh runs the SplitMask cases beside PyTorch's step.
 #include <benchmark/benchmark.h>
+
+#include <array>
 
 #include <splitmask/splitmask.hpp>
 #include <splitmask/train/beit_trainer.hpp>
@@ -12,32 +16,43 @@ namespace {
 using namespace splitmask;
 using config = presets::vit_ti4_28;
 
-tensor<float, extents<dynamic, 1, 28, 28>> random_images(std::size_t batch) {
-  tensor<float, extents<dynamic, 1, 28, 28>> images(batch);
+template <class Config>
+auto random_images(std::size_t batch) {
+  tensor<float, extents<dynamic, Config::channels, Config::image_size, Config::image_size>> images(
+      batch);
   images = uniform<float>(counter_rng(7), images.extents(), 0.f, 1.f);
   return images;
 }
 
+template <class Config>
+patch_tokenizer<Config> tokenizer_for(const tensor<float, extents<dynamic, Config::channels,
+                                                                  Config::image_size,
+                                                                  Config::image_size>>& images) {
+  std::array<float, Config::channels> mean{}, std{};
+  mean.fill(0.5f);
+  std.fill(0.29f);
+  return patch_tokenizer<Config>::sample(images, mean, std, 1);
+}
+
+template <class Config>
 void splitmask_step(benchmark::State& state) {
   const auto batch = static_cast<std::size_t>(state.range(0));
-  const auto images = random_images(batch);
-  splitmask_trainer<config> trainer(
-      batch, patch_tokenizer<config>::sample(images, {0.5f}, {0.29f}, 1), pretrain_options{});
+  const auto images = random_images<Config>(batch);
+  splitmask_trainer<Config> trainer(batch, tokenizer_for<Config>(images), pretrain_options{});
   trainer.step(images);  // first-use allocations (InfoNCE state) out of the timing
   for (auto _ : state) benchmark::DoNotOptimize(trainer.step(images).total);
   const double steps = static_cast<double>(state.iterations());
   state.counters["images/s"] =
       benchmark::Counter(steps * double(batch), benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] =
-      benchmark::Counter(steps * splitmask_trainer<config>::step_flops(double(batch)) * 1e-9,
+      benchmark::Counter(steps * splitmask_trainer<Config>::step_flops(double(batch)) * 1e-9,
                          benchmark::Counter::kIsRate);
 }
 
 void beit_step(benchmark::State& state) {
   const auto batch = static_cast<std::size_t>(state.range(0));
-  const auto images = random_images(batch);
-  beit_trainer<config> trainer(batch, patch_tokenizer<config>::sample(images, {0.5f}, {0.29f}, 1),
-                               pretrain_options{});
+  const auto images = random_images<config>(batch);
+  beit_trainer<config> trainer(batch, tokenizer_for<config>(images), pretrain_options{});
   for (auto _ : state) benchmark::DoNotOptimize(trainer.step(images).total);
   const double steps = static_cast<double>(state.iterations());
   const double flops =
@@ -49,7 +64,16 @@ void beit_step(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(steps * flops * 1e-9, benchmark::Counter::kIsRate);
 }
 
-BENCHMARK(splitmask_step)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(splitmask_step, presets::vit_ti4_28)
+    ->Name("splitmask_step/ti4-28")
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(splitmask_step, presets::vit_s4_32)
+    ->Name("splitmask_step/s4-32")
+    ->Arg(32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(beit_step)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
