@@ -109,7 +109,7 @@ TEST_CASE("one transformer block: every parameter and input gradient by finite d
   fill(x, 32), fill(r, 33);
   auto loss = [&] {
     copy(act.input, x);
-    block::forward(p, act, ws, out, 1e-5);
+    block::forward(p, act, out, 1e-5);
     double s = 0;
     for (std::size_t i = 0; i < out.size(); ++i) s += out.data()[i] * r.data()[i];
     return s;
@@ -154,8 +154,10 @@ TEST_CASE("above the parallel threshold, two threads compute what one thread doe
   const auto one = run_large_step(1);
   const auto two = run_large_step(2);
   omp_set_num_threads(saved);
-  // Each thread sums whole rows or whole columns, so only the GEMMs' blocking may differ.
-  const auto c = splitmask::testing::compare(two, one, 1e-7, 1e-5);
+  // Each thread sums whole rows or whole columns, so only the GEMMs may differ: OpenBLAS's
+  // Haswell/Zen kernels round a row differently with the partition of the product (up to 3e-5
+  // relative after two blocks, measured on AMD EPYC); a race would be off by far more.
+  const auto c = splitmask::testing::compare(two, one, 1e-6, 1e-4);
   CHECK_MESSAGE(c.ok, c.describe());
 }
 #endif
@@ -199,10 +201,13 @@ TEST_CASE("the encoder checks its batch; vit_features follows the batch it is gi
   copy(two, three.slice(0, 2));
   vit_features<golden_config> features;
   const auto f3 = features(encoder, three);
-  const std::vector<float> first(f3.data(), f3.data() + 2 * 16);
+  const std::vector<double> first(f3.data(), f3.data() + 2 * 16);
   const auto f2 = features(encoder, two);
   CHECK(f2.batch() == 2);
-  CHECK(std::equal(first.begin(), first.end(), f2.data()));  // images do not interact
+  // Images do not interact. Equal up to rounding: a GEMM may round a row differently when the
+  // number of rows changes (OpenBLAS's Haswell/Zen kernels do).
+  const auto c = splitmask::testing::compare(f2.data(), first.data(), first.size(), 1e-6, 1e-5);
+  CHECK_MESSAGE(c.ok, c.describe());
 }
 
 TEST_CASE("the gradient check detects a wrong gradient") {
