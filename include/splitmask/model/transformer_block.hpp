@@ -15,7 +15,6 @@
 #include "splitmask/ops/gelu.hpp"
 #include "splitmask/ops/layernorm.hpp"
 #include "splitmask/ops/linear.hpp"
-#include "splitmask/tensor/copy.hpp"
 
 namespace splitmask {
 
@@ -79,7 +78,8 @@ struct transformer_block {
     view<dynamic, n, D> input;                   // (B, n, D) the residual stream entering
     view<dynamic, n, 1> norm1_mean, norm1_rstd;  // (B, n, 1)
     view<dynamic, n, D> norm1_out;               // (B, n, D)
-    attention_saved<T, n, D, H> attention;       // q, k, v (B·H, n, Dh), probs (B·H, n, n)
+    view<dynamic, n, 3 * D> qkv;                 // (B, n, 3D)
+    attention_saved<T, n, D, H> attention;       // probs (B·H, n, n)
     view<dynamic, n, D> attention_out;           // (B, n, D) before the projection
     view<dynamic, n, D> middle;                  // (B, n, D) the residual stream after attention
     view<dynamic, n, 1> norm2_mean, norm2_rstd;  // (B, n, 1)
@@ -95,9 +95,7 @@ struct transformer_block {
       a.place(norm1_mean, b);
       a.place(norm1_rstd, b);
       a.place(norm1_out, b);
-      a.place(attention.q, bh);
-      a.place(attention.k, bh);
-      a.place(attention.v, bh);
+      a.place(qkv, b);
       a.place(attention.probs, bh);
       a.place(attention_out, b);
       a.place(middle, b);
@@ -109,12 +107,12 @@ struct transformer_block {
     }
   };
 
-  /// Temporaries that every block of a stack reuses, for n tokens.
+  /// Backward's temporaries, which every block of a stack reuses, for n tokens.
   template <std::size_t n>
   struct workspace {
     std::size_t batch = 0;
-    view<dynamic, n, 3 * D> qkv;              // (B, n, 3D) forward's qkv, backward's d_qkv
-    attention_scratch<T, n, D, H> attention;  // (B·H, n, Dh) x 4 and (B·H, n, n)
+    view<dynamic, n, 3 * D> d_qkv;            // (B, n, 3D)
+    attention_scratch<T, n, D, H> attention;  // (B·H, n, n)
     view<dynamic, n, D> d_tokens;             // (B, n, D) d(attention_out), then d(norm out)
     view<dynamic, n, M> d_hidden;             // (B, n, M) d(gelu_out), then d(fc1_out)
 
@@ -122,11 +120,7 @@ struct transformer_block {
 
     void bind(arena_cursor<T>& a) {
       const std::size_t b = batch, bh = batch * H;
-      a.place(qkv, b);
-      a.place(attention.heads, bh);
-      a.place(attention.dq, bh);
-      a.place(attention.dk, bh);
-      a.place(attention.dv, bh);
+      a.place(d_qkv, b);
       a.place(attention.d_probs, bh);
       a.place(d_tokens, b);
       a.place(d_hidden, b);
@@ -136,21 +130,17 @@ struct transformer_block {
   /// out = block(act.input); act receives what backward needs. out may be the next block's
   /// act.input.
   template <std::size_t n, class Out>
-  static void forward(const parameters& p, activations<n>& act, const workspace<n>& ws, Out&& out,
-                      double eps) {
+  static void forward(const parameters& p, activations<n>& act, Out&& out, double eps) {
     layernorm_forward(act.norm1_out, act.norm1_mean, act.norm1_rstd, act.input, p.norm1_weight,
                       p.norm1_bias, eps);
-    linear_forward(ws.qkv, act.norm1_out, p.qkv_weight, p.qkv_bias);
-    attention_forward(act.attention_out, act.attention, ws.attention, ws.qkv);
-    copy(act.middle, act.input);
-    linear_forward(act.middle, act.attention_out, p.proj_weight, p.proj_bias,
-                   write_mode::accumulate);
+    linear_forward(act.qkv, act.norm1_out, p.qkv_weight, p.qkv_bias);
+    attention_forward(act.attention_out, act.attention, act.qkv);
+    linear_forward_residual(act.middle, act.input, act.attention_out, p.proj_weight, p.proj_bias);
     layernorm_forward(act.norm2_out, act.norm2_mean, act.norm2_rstd, act.middle, p.norm2_weight,
                       p.norm2_bias, eps);
     linear_forward(act.fc1_out, act.norm2_out, p.fc1_weight, p.fc1_bias);
     gelu_forward(act.gelu_out, act.fc1_out);
-    copy(out, act.middle);
-    linear_forward(out, act.gelu_out, p.fc2_weight, p.fc2_bias, write_mode::accumulate);
+    linear_forward_residual(out, act.middle, act.gelu_out, p.fc2_weight, p.fc2_bias);
   }
 
   /// On entry d_x is the gradient of the block's output; on return, of its input. Parameter
@@ -167,8 +157,8 @@ struct transformer_block {
                        act.norm2_rstd, p.norm2_weight, write_mode::accumulate);
     // The attention branch, likewise.
     linear_backward(ws.d_tokens, g.proj_weight, g.proj_bias, d_x, act.attention_out, p.proj_weight);
-    attention_backward(ws.qkv, ws.attention, ws.d_tokens, act.attention);
-    linear_backward(ws.d_tokens, g.qkv_weight, g.qkv_bias, ws.qkv, act.norm1_out, p.qkv_weight);
+    attention_backward(ws.d_qkv, ws.attention, ws.d_tokens, act.attention, act.qkv);
+    linear_backward(ws.d_tokens, g.qkv_weight, g.qkv_bias, ws.d_qkv, act.norm1_out, p.qkv_weight);
     layernorm_backward(d_x, g.norm1_weight, g.norm1_bias, ws.d_tokens, act.input, act.norm1_mean,
                        act.norm1_rstd, p.norm1_weight, write_mode::accumulate);
   }

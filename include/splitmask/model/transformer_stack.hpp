@@ -56,7 +56,7 @@ struct transformer_stack {
                       activations<n>& act, double eps) {
     for (std::size_t i = 0; i < p.size(); ++i) {
       const auto& next = i + 1 < p.size() ? act.blocks[i + 1].input : act.final_input;
-      block::forward(p[i], act.blocks[i], act.workspace, next, eps);
+      block::forward(p[i], act.blocks[i], next, eps);
     }
     layernorm_forward(act.output, act.norm_mean, act.norm_rstd, act.final_input, norm_weight,
                       norm_bias, eps);

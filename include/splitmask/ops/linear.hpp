@@ -16,13 +16,45 @@
 
 namespace splitmask {
 
+namespace detail {
+/// Every row of y = b. The GEMM then adds its product (beta = 1), which spares OpenBLAS's pass
+/// that zeroes C for beta = 0 and a pass that adds the bias afterwards.
+template <class Y, class Bias>
+void fill_rows(Y&& y, const Bias& b) {
+  const auto vy = as_rows(y);
+  const auto vb = b.view();
+  require_host<decltype(vy), decltype(vb)>();
+  using T = typename decltype(vy)::value_type;
+  constexpr std::size_t L = decltype(vy)::extents_type::last;
+  static_assert(decltype(vb)::extents_type::static_size == L,
+                "splitmask: the bias has another length than the rows");
+  const T* from = vb.data();
+  parallel_for(vy.extents().leading(), L, [&](std::size_t r) {
+    std::copy(from, from + L, vy.data() + r * L);
+  });
+}
+}  // namespace detail
+
 /// y = x W^T + b, or y += x W^T + b with write_mode::accumulate.
 template <class Y, class X, class W, class Bias>
 void linear_forward(Y&& y, const X& x, const W& w, const Bias& b,
                     write_mode mode = write_mode::overwrite) {
   auto y_rows = as_rows(y);
-  matmul(y_rows, as_rows(x), transposed(w), 1, mode == write_mode::accumulate ? 1 : 0);
-  y_rows = y_rows + b.view();
+  if (mode == write_mode::accumulate) {
+    y_rows = y_rows + b.view();
+  } else {
+    detail::fill_rows(y_rows, b);
+  }
+  matmul(y_rows, as_rows(x), transposed(w), 1, 1);
+}
+
+/// y = residual + x W^T + b: a linear layer that ends in a residual add, in one pass besides
+/// the GEMM.
+template <class Y, class R, class X, class W, class Bias>
+void linear_forward_residual(Y&& y, const R& residual, const X& x, const W& w, const Bias& b) {
+  auto y_rows = as_rows(y);
+  y_rows = as_rows(residual) + b.view();
+  matmul(y_rows, as_rows(x), transposed(w), 1, 1);
 }
 
 /// dx = dy W (written, or added with write_mode::accumulate).
