@@ -1,11 +1,14 @@
 // SplitMask pre-training: the split sampler, the tokenizer, InfoNCE, the whole loss's gradient by
 // finite differences, the golden comparison with PyTorch (losses, gradients, 3 AdamW steps), the
-// BEiT variant, and an over-fitting check.
+// BEiT variant, that a step allocates nothing, and an over-fitting check.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,29 @@
 #include "support/fixture.hpp"
 #include "support/gradcheck.hpp"
 #include "support/synthetic_images.hpp"
+
+// Every allocation through operator new in this program is counted, so that a test can check
+// that a training step allocates nothing once it has run once.
+namespace {
+std::atomic<std::size_t> allocations{0};
+void* counted_allocation(std::size_t bytes, std::size_t alignment) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  bytes = bytes == 0 ? 1 : bytes;
+  void* p = alignment <= alignof(std::max_align_t)
+                ? std::malloc(bytes)
+                : std::aligned_alloc(alignment, (bytes + alignment - 1) / alignment * alignment);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+void* operator new(std::size_t bytes) { return counted_allocation(bytes, 0); }
+void* operator new(std::size_t bytes, std::align_val_t a) {
+  return counted_allocation(bytes, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -425,6 +451,28 @@ TEST_CASE("golden: SplitMask losses, every gradient and 3 AdamW steps equal PyTo
 }
 
 // ---- learning ------------------------------------------------------------------------------
+
+TEST_CASE("a SplitMask or BEiT step allocates no memory once the first step has run") {
+  using small = vit_config<28, 1, 4, 64, 2, 4>::with_vocabulary<64>;
+  constexpr std::size_t B = 40;  // tensors above the parallel threshold: threads run too
+  tensor<float, extents<dynamic, 1, 28, 28>> images(B);
+  splitmask::testing::synthetic_images<1, 28>(images.data(), B, 5);
+  const auto tokenizer = patch_tokenizer<small>::sample(images, {0.2f}, {0.35f}, 1);
+  splitmask_trainer<small> splitmask(B, tokenizer, pretrain_options{});
+  beit_trainer<small> beit(B, tokenizer, pretrain_options{});
+  splitmask.step(images);
+  beit.step(images);
+  const std::size_t probe = allocations.load();
+  int* volatile seen = new int(1);  // volatile: the compiler may not elide this pair
+  delete seen;
+  REQUIRE(allocations.load() == probe + 1);  // the counter sees allocations
+  const std::size_t before = allocations.load();
+  for (int s = 0; s < 2; ++s) {
+    splitmask.step(images);
+    beit.step(images);
+  }
+  CHECK(allocations.load() - before == 0);
+}
 
 TEST_CASE("SplitMask over-fits 16 images: the loss more than halves in 200 steps") {
   using small = vit_config<28, 1, 4, 64, 4, 4>::with_vocabulary<64>;
