@@ -1,6 +1,7 @@
 // Softmax cross-entropy over rows of logits, fused and stable (log-sum-exp): the classifier
 // head's loss here, the SplitMask decoder's over K token ids later. Forward saves each row's
-// log-sum-exp; backward rebuilds the probabilities from it instead of storing them.
+// log-sum-exp; backward rebuilds the probabilities from it instead of storing them. float rows
+// take the vectorised exp of backend/cpu/simd.hpp.
 //
 //   logits, d_logits (M, K)   targets (M) integers in [0, K)   lse (M)
 #pragma once
@@ -8,7 +9,9 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
+#include "splitmask/backend/cpu/simd.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
@@ -54,7 +57,11 @@ double cross_entropy_forward(Lse&& lse, const Logits& logits, const Targets& tar
     T m = row[0];
     for (std::size_t k = 1; k < K; ++k) m = row[k] > m ? row[k] : m;
     T sum = 0;
-    for (std::size_t k = 0; k < K; ++k) sum += std::exp(row[k] - m);
+    if constexpr (std::is_same_v<T, float>) {
+      sum = backend::cpu::simd::sum_exp(row, K, m);
+    } else {
+      for (std::size_t k = 0; k < K; ++k) sum += std::exp(row[k] - m);
+    }
     const T l = m + std::log(sum);
     vs.data()[r] = l;
     total += static_cast<double>(l - row[vt.data()[r]]);
@@ -85,7 +92,14 @@ void cross_entropy_backward(DLogits&& d_logits, const Logits& logits, const Lse&
     const T* row = vl.data() + r * K;
     T* out = vd.data() + r * K;
     const T l = vs.data()[r];
-    for (std::size_t k = 0; k < K; ++k) out[k] = g * std::exp(row[k] - l);
+    if constexpr (std::is_same_v<T, float>) {
+      backend::cpu::simd::for_each_pack(K, [&](std::size_t k, auto tag) {
+        namespace simd = backend::cpu::simd;
+        simd::store(out + k, g * simd::exp(simd::load(tag, row + k) - l));
+      });
+    } else {
+      for (std::size_t k = 0; k < K; ++k) out[k] = g * std::exp(row[k] - l);
+    }
     out[vt.data()[r]] -= g;
   });
 }

@@ -102,11 +102,27 @@ void normal_cdf(V x, V& cdf, V& gauss) {
 /// the tail; f loads and stores with load(tag, p) and store(p, v).
 template <class F>
 void for_each_pack(std::size_t n, F&& f) {
-  std::size_t i = 0;
+  std::size_t tail = 0;
 #if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
-  for (; i + width <= n; i += width) f(i, f32x8{});
+  tail = n / width * width;
+  for (std::size_t i = 0; i < tail; i += width) f(i, f32x8{});
 #endif
-  for (; i < n; ++i) f(i, float{});
+  for (std::size_t i = tail; i < n; ++i) f(i, float{});
+}
+
+/// The sum of e^(x[i] - shift) over [0, n): packs summed lane by lane, then the lanes and the
+/// tail in order (the same bits on every call).
+inline float sum_exp(const float* x, std::size_t n, float shift) {
+  float total = 0;
+  std::size_t tail = 0;
+#if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
+  tail = n / width * width;
+  f32x8 lanes{};
+  for (std::size_t i = 0; i < tail; i += width) lanes += exp(load(f32x8{}, x + i) - shift);
+  for (std::size_t l = 0; l < width; ++l) total += lanes[l];
+#endif
+  for (std::size_t i = tail; i < n; ++i) total += exp(x[i] - shift);
+  return total;
 }
 
 }  // namespace splitmask::backend::cpu::simd
