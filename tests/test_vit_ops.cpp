@@ -72,7 +72,7 @@ gradient_entry entry(const char* name, X& x, const X& grad) {
 
 // ---- linear --------------------------------------------------------------------------------
 
-TEST_CASE_TEMPLATE("linear forward equals the naive product, overwriting or accumulating", T, float,
+TEST_CASE_TEMPLATE("linear forward equals the naive product: overwriting, accumulating, residual", T, float,
                    double) {
   tensor<T, extents<dynamic, 5, 7>> x(3);
   tensor<T, extents<11, 7>> w;
@@ -91,6 +91,12 @@ TEST_CASE_TEMPLATE("linear forward equals the naive product, overwriting or accu
   for (std::size_t i = 0; i < ref_acc.size(); ++i) ref_acc[i] += prior[i];
   const auto ca = compare(values(y), ref_acc, tolerance<T>::atol * 10, tolerance<T>::rtol * 10);
   CHECK_MESSAGE(ca.ok, "accumulate: " << ca.describe());
+
+  tensor<T, extents<dynamic, 5, 11>> out(3);
+  out = T(7);  // overwritten, not read
+  linear_forward_residual(out, y0, x, w, b);
+  const auto cr = compare(values(out), ref_acc, tolerance<T>::atol * 10, tolerance<T>::rtol * 10);
+  CHECK_MESSAGE(cr.ok, "residual: " << cr.describe());
 }
 
 TEST_CASE("linear backward: finite differences of x, W and b") {
@@ -186,13 +192,13 @@ std::int64_t ulps(float a, float b) {
   return ia > ib ? std::int64_t(ia) - ib : std::int64_t(ib) - ia;
 }
 
-// f over 8 inputs as one pack and as 8 plain floats (a loop's tail): they must agree bit for bit.
+// f over `width` inputs as one pack and as plain floats (a loop's tail): they must agree bit for bit.
 template <class F>
 bool packs_equal_tails(const float* x, F f) {
 #if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
   namespace simd = backend::cpu::simd;
   float packed[simd::width];
-  simd::store(packed, f(simd::load(simd::f32x8{}, x)));
+  simd::store(packed, f(simd::load(simd::float_pack{}, x)));
   for (std::size_t l = 0; l < simd::width; ++l) {
     const float single = f(x[l]);
     if (std::memcmp(&packed[l], &single, sizeof single) != 0) return false;
@@ -211,7 +217,7 @@ TEST_CASE("simd exp: within 1 ulp of e^x from underflow to overflow; inf, NaN; p
   bool packs_ok = true;
   float x[simd::width];
   std::size_t lane = 0;
-  for (double v = -103.0; v < 88.72; v += 0.000977) {  // 197 000 points, subnormals included
+  for (double v = -103.0; v < 88.72; v += 0.000977) {  // 196 000 points, subnormals included
     const float f = float(v);
     const float want = float(std::exp(double(f)));
     const std::int64_t u = ulps(simd::exp(f), want);

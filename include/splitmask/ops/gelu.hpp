@@ -24,37 +24,31 @@ namespace detail {
 inline constexpr double inv_sqrt2 = 0.70710678118654752440;
 inline constexpr double inv_sqrt_2pi = 0.39894228040143267794;
 
-// gelu and gelu' of n contiguous elements (y or dx may alias x or dy).
-template <class T>
-void gelu_kernel(T* y, const T* x, std::size_t n) {
+// out = gelu(x), or with Derivative out = dy * gelu'(x), over n contiguous elements (out may
+// alias x or dy).
+template <bool Derivative, class T>
+void gelu_kernel(T* out, const T* x, [[maybe_unused]] const T* dy, std::size_t n) {
   if constexpr (std::is_same_v<T, float>) {
     backend::cpu::simd::for_each_pack(n, [&](std::size_t i, auto tag) {
       namespace simd = backend::cpu::simd;
       const auto v = simd::load(tag, x + i);
       decltype(tag) cdf, gauss;
       simd::normal_cdf(v, cdf, gauss);
-      simd::store(y + i, v * cdf);
-    });
-  } else {
-    for (std::size_t i = 0; i < n; ++i)
-      y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(inv_sqrt2)));
-  }
-}
-template <class T>
-void gelu_backward_kernel(T* dx, const T* dy, const T* x, std::size_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    backend::cpu::simd::for_each_pack(n, [&](std::size_t i, auto tag) {
-      namespace simd = backend::cpu::simd;
-      const auto v = simd::load(tag, x + i);
-      decltype(tag) cdf, gauss;
-      simd::normal_cdf(v, cdf, gauss);
-      simd::store(dx + i, simd::load(tag, dy + i) * (cdf + v * gauss * float(inv_sqrt_2pi)));
+      if constexpr (Derivative) {
+        simd::store(out + i, simd::load(tag, dy + i) * (cdf + v * gauss * float(inv_sqrt_2pi)));
+      } else {
+        simd::store(out + i, v * cdf);
+      }
     });
   } else {
     for (std::size_t i = 0; i < n; ++i) {
       const T v = x[i];
-      dx[i] = dy[i] * (T(0.5) * (T(1) + std::erf(v * T(inv_sqrt2))) +
-                       v * T(inv_sqrt_2pi) * std::exp(T(-0.5) * v * v));
+      const T cdf = T(0.5) * (T(1) + std::erf(v * T(inv_sqrt2)));
+      if constexpr (Derivative) {
+        out[i] = dy[i] * (cdf + v * T(inv_sqrt_2pi) * std::exp(T(-0.5) * v * v));
+      } else {
+        out[i] = v * cdf;
+      }
     }
   }
 }
@@ -87,7 +81,7 @@ void gelu_forward(Y&& y, const X& x) {
     detail::require_same_size(vy, vx, "gelu_forward");
     using T = typename V::value_type;
     detail::for_each_slice<T>(vx.size(), [&](std::size_t i, std::size_t n) {
-      detail::gelu_kernel(vy.data() + i, vx.data() + i, n);
+      detail::gelu_kernel<false, T>(vy.data() + i, vx.data() + i, nullptr, n);
     });
   } else {
     vy = gelu(vx);
@@ -106,7 +100,7 @@ void gelu_backward(DX&& dx, const DY& dy, const X& x) {
     detail::require_same_size(vdx, vx, "gelu_backward");
     detail::require_same_size(vdy, vx, "gelu_backward");
     detail::for_each_slice<T>(vx.size(), [&](std::size_t i, std::size_t n) {
-      detail::gelu_backward_kernel(vdx.data() + i, vdy.data() + i, vx.data() + i, n);
+      detail::gelu_kernel<true, T>(vdx.data() + i, vx.data() + i, vdy.data() + i, n);
     });
   } else {
     vdx = vdy * (T(0.5) * (T(1) + erf(vx * T(detail::inv_sqrt2))) +

@@ -1,6 +1,7 @@
-// Eight floats as one value (GCC and Clang vector extensions: one AVX register, two SSE or NEON
-// registers elsewhere) and the vector math that the C library cannot give a loop: exp and the
-// normal distribution's CDF. Written out by hand because GCC does not if-convert the range checks
+// A pack of floats as one value (GCC and Clang vector extensions: 8 in an AVX register, 4 in an
+// SSE or NEON one; wider packs than the target's registers would change the calling convention)
+// and the vector math that the C library cannot give a loop: exp and the normal distribution's
+// CDF. Written out by hand because GCC does not if-convert the range checks
 // of such functions under the default -ftrapping-math, so scalar versions never vectorise.
 // Every function also takes a plain float (loop tails, compilers without vector extensions);
 // both forms compute the same polynomials.
@@ -12,14 +13,18 @@
 
 namespace splitmask::backend::cpu::simd {
 
-#if defined(__GNUC__)
-#define SPLITMASK_HAS_VECTOR_EXTENSIONS 1
-using f32x8 = float __attribute__((vector_size(32)));
-using i32x8 = std::int32_t __attribute__((vector_size(32)));
+/// Lanes of a float pack.
+#if defined(__AVX__)
+inline constexpr std::size_t width = 8;
+#else
+inline constexpr std::size_t width = 4;
 #endif
 
-/// Lanes of a float pack: 8 for f32x8, 1 for float.
-inline constexpr std::size_t width = 8;
+#if defined(__GNUC__)
+#define SPLITMASK_HAS_VECTOR_EXTENSIONS 1
+using float_pack = float __attribute__((vector_size(width * sizeof(float))));
+using int_pack = std::int32_t __attribute__((vector_size(width * sizeof(std::int32_t))));
+#endif
 
 // ---- The primitives each form needs ---------------------------------------------------------
 inline float select(bool m, float a, float b) { return m ? a : b; }
@@ -30,10 +35,10 @@ inline float from_bits(std::int32_t i) {
   return f;
 }
 #if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
-inline f32x8 select(i32x8 m, f32x8 a, f32x8 b) { return m ? a : b; }
-inline i32x8 to_int(f32x8 x) { return __builtin_convertvector(x, i32x8); }
-inline f32x8 from_bits(i32x8 i) {
-  f32x8 f;
+inline float_pack select(int_pack m, float_pack a, float_pack b) { return m ? a : b; }
+inline int_pack to_int(float_pack x) { return __builtin_convertvector(x, int_pack); }
+inline float_pack from_bits(int_pack i) {
+  float_pack f;
   std::memcpy(&f, &i, sizeof f);
   return f;
 }
@@ -43,12 +48,12 @@ inline f32x8 from_bits(i32x8 i) {
 inline float load(float, const float* p) { return *p; }
 inline void store(float* p, float v) { *p = v; }
 #if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
-inline f32x8 load(f32x8, const float* p) {
-  f32x8 v;
+inline float_pack load(float_pack, const float* p) {
+  float_pack v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store(float* p, f32x8 v) { std::memcpy(p, &v, sizeof v); }
+inline void store(float* p, float_pack v) { std::memcpy(p, &v, sizeof v); }
 #endif
 
 // ---- Math --------------------------------------------------------------------------------------
@@ -98,14 +103,14 @@ void normal_cdf(V x, V& cdf, V& gauss) {
   cdf = select(x < 0.f, half_erfc, 1.f - half_erfc);
 }
 
-/// Calls f(i, tag) over [0, n): i steps by 8 with an f32x8 tag, then by 1 with a float tag for
-/// the tail; f loads and stores with load(tag, p) and store(p, v).
+/// Calls f(i, tag) over [0, n): i steps by `width` with a float_pack tag, then by 1 with a
+/// float tag for the tail; f loads and stores with load(tag, p) and store(p, v).
 template <class F>
 void for_each_pack(std::size_t n, F&& f) {
   std::size_t tail = 0;
 #if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
   tail = n / width * width;
-  for (std::size_t i = 0; i < tail; i += width) f(i, f32x8{});
+  for (std::size_t i = 0; i < tail; i += width) f(i, float_pack{});
 #endif
   for (std::size_t i = tail; i < n; ++i) f(i, float{});
 }
@@ -117,8 +122,8 @@ inline float sum_exp(const float* x, std::size_t n, float shift) {
   std::size_t tail = 0;
 #if defined(SPLITMASK_HAS_VECTOR_EXTENSIONS)
   tail = n / width * width;
-  f32x8 lanes{};
-  for (std::size_t i = 0; i < tail; i += width) lanes += exp(load(f32x8{}, x + i) - shift);
+  float_pack lanes{};
+  for (std::size_t i = 0; i < tail; i += width) lanes += exp(load(float_pack{}, x + i) - shift);
   for (std::size_t l = 0; l < width; ++l) total += lanes[l];
 #endif
   for (std::size_t i = tail; i < n; ++i) total += exp(x[i] - shift);
