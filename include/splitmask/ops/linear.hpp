@@ -1,7 +1,8 @@
 // linear: y = x W^T + b over the rows of x (timm's nn.Linear layout, W is (Out, In)).
-// The patch embedding, QKV, the projections and the MLP are all this op. With
-// write_mode::accumulate the forward adds to y: that is the residual add, fused into the GEMM
-// (beta = 1), and in backward the residual gradient then needs no copy.
+// The patch embedding, QKV, the projections and the MLP are all this op. The forward writes the
+// bias (or, with write_mode::accumulate, adds it; or linear_forward_residual writes residual +
+// bias) and the GEMM then adds the product (beta = 1); in backward the residual gradient needs
+// no copy.
 //
 //   x (..., In)   W (Out, In)   b (Out)   y (..., Out)
 #pragma once
