@@ -17,34 +17,17 @@
 
 namespace splitmask {
 
-namespace detail {
-/// Every row of y = b. The GEMM then adds its product (beta = 1), which spares OpenBLAS's pass
-/// that zeroes C for beta = 0 and a pass that adds the bias afterwards.
-template <class Y, class Bias>
-void fill_rows(Y&& y, const Bias& b) {
-  const auto vy = as_rows(y);
-  const auto vb = b.view();
-  require_host<decltype(vy), decltype(vb)>();
-  using T = typename decltype(vy)::value_type;
-  constexpr std::size_t L = decltype(vy)::extents_type::last;
-  static_assert(decltype(vb)::extents_type::static_size == L,
-                "splitmask: the bias has another length than the rows");
-  const T* from = vb.data();
-  parallel_for(vy.extents().leading(), L, [&](std::size_t r) {
-    std::copy(from, from + L, vy.data() + r * L);
-  });
-}
-}  // namespace detail
-
 /// y = x W^T + b, or y += x W^T + b with write_mode::accumulate.
 template <class Y, class X, class W, class Bias>
 void linear_forward(Y&& y, const X& x, const W& w, const Bias& b,
                     write_mode mode = write_mode::overwrite) {
+  // The bias first, then the GEMM adds its product (beta = 1): that spares OpenBLAS's pass that
+  // zeroes C for beta = 0 and a pass that adds the bias afterwards.
   auto y_rows = as_rows(y);
   if (mode == write_mode::accumulate) {
     y_rows = y_rows + b.view();
   } else {
-    detail::fill_rows(y_rows, b);
+    y_rows = b.view();  // broadcast over the rows
   }
   matmul(y_rows, as_rows(x), transposed(w), 1, 1);
 }

@@ -47,6 +47,7 @@ class adamw {
     if (steps_ != 0)
       throw std::logic_error("splitmask::adamw: parameters are registered before the first step");
     segments_.push_back({std::move(name), values, gradients, size, decay, total_});
+    segment_sums_.push_back(0);
     total_ += size;
   }
 
@@ -84,8 +85,7 @@ class adamw {
 
   /// The global L2 norm of all registered gradients (accumulated in double): segments in
   /// parallel, their sums added in order, so any number of threads gives the same bits.
-  double gradient_norm() {
-    allocate_moments();
+  double gradient_norm() const {
     detail::parallel_for(segments_.size(), total_ / std::max<std::size_t>(1, segments_.size()),
                          [&](std::size_t i) {
                            const segment& s = segments_[i];
@@ -116,7 +116,6 @@ class adamw {
 
  private:
   void allocate_moments() {  // once, when every segment is known
-    segment_sums_.resize(segments_.size());
     if (first_.size() == total_) return;
     first_ = tensor<T, extents<dynamic>>(total_);
     second_ = tensor<T, extents<dynamic>>(total_);
@@ -127,7 +126,7 @@ class adamw {
   std::size_t total_ = 0;
   std::uint64_t steps_ = 0;
   tensor<T, extents<dynamic>> first_, second_;
-  std::vector<double> segment_sums_;  // gradient_norm's partial sums
+  mutable std::vector<double> segment_sums_;  // gradient_norm's scratch, one per segment
 };
 
 /// The learning rate at `step` (0-based): a linear warm-up over `warmup` steps (base/warmup at
