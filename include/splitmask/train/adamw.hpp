@@ -1,7 +1,8 @@
 // AdamW (Loshchilov & Hutter) as PyTorch's torch.optim.AdamW computes it, over parameter tensors
 // registered once as (values, gradients, size, decay) segments; the moments live in one flat
 // buffer each. Weight decay is decoupled (p -= lr·wd·p) and applies only to segments marked to
-// decay (linear weights; not biases, norms, positions or mask tokens).
+// decay (linear weights; not biases, norms, positions or mask tokens). A segment may scale the
+// learning rate (fine-tuning's layer-wise decay): its step and its decay use lr·lr_scale.
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p -= lr / (1 - b1^t) · m / (sqrt(v / (1 -
 //   b2^t)) + eps)
 #pragma once
@@ -38,15 +39,20 @@ class adamw {
     std::size_t size;
     bool decay;
     std::size_t offset;  // into the moment buffers
+    double lr_scale;     // this segment's learning rate is lr * lr_scale
   };
 
   explicit adamw(adamw_options options = {}) : options_(options) {}
 
   /// Registers a parameter tensor and its gradient (before the first step).
-  void add(std::string name, T* values, const T* gradients, std::size_t size, bool decay) {
+  void add(std::string name, T* values, const T* gradients, std::size_t size, bool decay,
+           double lr_scale = 1.0) {
     if (steps_ != 0)
       throw std::logic_error("splitmask::adamw: parameters are registered before the first step");
-    segments_.push_back({std::move(name), values, gradients, size, decay, total_});
+    if (!(lr_scale >= 0) || !std::isfinite(lr_scale))
+      throw std::invalid_argument("splitmask::adamw: the learning-rate scale of " + name +
+                                  " must be finite and >= 0");
+    segments_.push_back({std::move(name), values, gradients, size, decay, total_, lr_scale});
     segment_sums_.push_back(0);
     total_ += size;
   }
@@ -58,9 +64,10 @@ class adamw {
     const double b1 = options_.beta1, b2 = options_.beta2;
     const double correction1 = 1 - std::pow(b1, double(steps_));
     const double correction2_sqrt = std::sqrt(1 - std::pow(b2, double(steps_)));
-    const T step_size = T(lr / correction1);
     for (const auto& s : segments_) {
-      const T decay = s.decay ? T(1 - lr * options_.weight_decay) : T(1);
+      const double segment_lr = lr * s.lr_scale;
+      const T step_size = T(segment_lr / correction1);
+      const T decay = s.decay ? T(1 - segment_lr * options_.weight_decay) : T(1);
       T* m = first_.data() + s.offset;
       T* v = second_.data() + s.offset;
       T* p = s.values;

@@ -103,15 +103,21 @@ void check_split(const IA& index_a, const IB& index_b) {
   }
 }
 
+/// The learning rate of every tensor unscaled.
+struct same_learning_rate {
+  double operator()(const std::string&) const { return 1.0; }
+};
+
 /// Registers every tensor of a model (anything with params(), flat_params(), flat_grads())
-/// with the optimiser; weight decay follows each tensor's role.
-template <class T, class Model>
-void register_parameters(adamw<T>& optimizer, const Model& model) {
+/// with the optimiser; weight decay follows each tensor's role, and lr_scale(name) scales its
+/// learning rate (fine-tuning's layer-wise decay).
+template <class T, class Model, class LrScale = same_learning_rate>
+void register_parameters(adamw<T>& optimizer, const Model& model, LrScale lr_scale = {}) {
   const auto params = model.flat_params();
   const auto grads = model.flat_grads();
   model.params().for_each([&](const std::string& name, auto view, parameter_role role) {
     optimizer.add(name, view.data(), grads.data() + (view.data() - params.data()), view.size(),
-                  decays(role));
+                  decays(role), lr_scale(name));
   });
 }
 

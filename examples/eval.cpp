@@ -1,0 +1,430 @@
+// splitmask-eval: how good an encoder's features are for a labelled dataset, by the three
+// measures SplitMask reports: k-NN and a linear probe on frozen mean-pooled features, and full
+// fine-tuning with a linear head, on a class-balanced, seeded fraction of the training labels,
+// measured on the test split. Without --checkpoint the encoder is random (the random-init and
+// from-scratch baselines); --pixels measures the raw pixels instead (k-NN and linear only).
+//
+//   splitmask-eval --checkpoint runs/pretrain/checkpoint.safetensors --label-fraction 0.1
+//                  --mode all --json runs/eval/splitmask-10.json
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <splitmask/data/augment.hpp>
+#include <splitmask/data/batch_loader.hpp>
+#include <splitmask/data/dataset.hpp>
+#include <splitmask/eval/finetune.hpp>
+#include <splitmask/eval/knn.hpp>
+#include <splitmask/eval/label_fraction.hpp>
+#include <splitmask/eval/linear_probe.hpp>
+#include <splitmask/io/atomic_file.hpp>
+#include <splitmask/io/checkpoint.hpp>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common/presets.hpp"
+#include "common/progress.hpp"
+#include "common/training_log.hpp"
+
+namespace ex = splitmask::examples;
+using splitmask::row_matrix;
+
+namespace {
+
+struct request {
+  std::string checkpoint, data = "/usr/share/datasets/fashion-mnist", format = "auto";
+  std::string preset = "mini-28", mode = "all", json;
+  bool pixels = false;
+  double label_fraction = 1.0;
+  std::uint64_t seed = 0;
+  int threads = 0;
+  std::size_t train_limit = 0, test_limit = 0;
+  // k-NN
+  std::size_t k = 20;
+  // fine-tuning
+  std::uint64_t steps = 1000;
+  std::size_t batch = 64;
+  double lr = 5e-4, warmup = 0.1, layer_decay = 0.75, smoothing = 0.1, weight_decay = 0.05;
+  double min_scale = 0.35;
+
+  bool runs(const char* m) const { return mode == "all" || mode == m; }
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The first `limit` images of a set (all for 0), for short runs.
+splitmask::image_set first_images(splitmask::image_set set, std::size_t limit) {
+  if (limit == 0 || limit >= set.size()) return set;
+  std::vector<std::size_t> index(limit);
+  for (std::size_t i = 0; i < limit; ++i) index[i] = i;
+  return splitmask::subset(set, index);
+}
+
+// The normalised pixels of every image, one row each: the raw-pixel baseline's features.
+row_matrix<float> pixel_features(const splitmask::image_set& set,
+                                 const splitmask::channel_stats& stats) {
+  row_matrix<float> x(Eigen::Index(set.size()), Eigen::Index(set.image_bytes()));
+  for (std::size_t i = 0; i < set.size(); ++i)
+    splitmask::augment_image(set, i, stats, splitmask::augmentation::none(),
+                             splitmask::counter_rng(0), 0, x.row(Eigen::Index(i)).data(),
+                             set.height);
+  return x;
+}
+
+// Mean-pooled encoder features of every image of `set`.
+template <class Config, class Encoder>
+row_matrix<float> encoder_features(const Encoder& encoder, const splitmask::image_set& set,
+                                   const splitmask::channel_stats& stats, const char* what) {
+  constexpr std::size_t C = Config::channels, S = Config::image_size, D = Config::width;
+  constexpr std::size_t batch = 256;
+  row_matrix<float> out(Eigen::Index(set.size()), Eigen::Index(D));
+  splitmask::vit_features<Config> features;
+  splitmask::tensor<float, splitmask::extents<splitmask::dynamic, C, S, S>> images(batch);
+  for (std::size_t first = 0; first < set.size(); first += batch) {
+    const std::size_t b = std::min(batch, set.size() - first);
+    if (images.batch() != b) images = decltype(images)(b);
+    for (std::size_t i = 0; i < b; ++i)
+      splitmask::augment_image(set, first + i, stats, splitmask::augmentation::none(),
+                               splitmask::counter_rng(0), 0, images.data() + i * C * S * S, S);
+    const auto f = features(encoder, images);
+    std::copy(f.data(), f.data() + b * D, out.row(Eigen::Index(first)).data());
+    std::fprintf(stderr, "\rfeatures of the %s images: %zu/%zu", what, first + b, set.size());
+  }
+  std::fprintf(stderr, "\n");
+  return out;
+}
+
+// k-NN and the linear probe on given features; adds their results to `report`.
+void frozen_evaluations(const request& r, const row_matrix<float>& train,
+                        const std::vector<std::int32_t>& train_labels,
+                        const row_matrix<float>& test, const std::vector<std::int32_t>& test_labels,
+                        nlohmann::json& report) {
+  if (r.runs("knn")) {
+    const auto start = std::chrono::steady_clock::now();
+    splitmask::knn_options o;
+    o.k = r.k;
+    const double acc =
+        splitmask::accuracy(splitmask::knn_classify(train, train_labels, test, o), test_labels);
+    report["knn"] = {{"accuracy", acc},
+                     {"k", o.k},
+                     {"temperature", o.temperature},
+                     {"seconds", seconds_since(start)}};
+    std::printf("k-NN (k %zu, cosine): %.2f%%\n", o.k, 100 * acc);
+  }
+  if (r.runs("linear")) {
+    const auto start = std::chrono::steady_clock::now();
+    splitmask::linear_probe_options o;
+    o.seed = r.seed;
+    const auto p = splitmask::linear_probe(train, train_labels, test, test_labels, o);
+    report["linear"] = {{"accuracy", p.accuracy},
+                        {"train_accuracy", p.train_accuracy},
+                        {"l2", p.l2},
+                        {"l2_grid", o.l2_grid},
+                        {"held_out_accuracy", p.held_out_accuracy},
+                        {"iterations", p.iterations},
+                        {"seconds", seconds_since(start)}};
+    std::printf("linear probe (L2 %g chosen on held-out labels): %.2f%%\n", p.l2,
+                100 * p.accuracy);
+  }
+}
+
+// Fine-tunes the encoder (pre-trained when `checkpoint` is given) with a linear head on the
+// labelled images; adds the result and the loss curve to `report`.
+template <class Config>
+void finetune(const request& r, const splitmask::image_set& labelled,
+              const splitmask::image_set& test, const splitmask::channel_stats& stats,
+              std::size_t classes, nlohmann::json& report) {
+  constexpr std::size_t C = Config::channels, S = Config::image_size;
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t batch = std::min(r.batch, labelled.size());
+  splitmask::finetune_options o;
+  o.lr = r.lr;
+  o.total_steps = r.steps;
+  o.warmup_steps = std::uint64_t(std::llround(r.warmup * double(r.steps)));
+  o.layer_decay = r.layer_decay;
+  o.label_smoothing = r.smoothing;
+  o.adamw.weight_decay = r.weight_decay;
+  splitmask::finetune_trainer<Config> trainer(batch, classes, o, r.seed);
+  if (!r.checkpoint.empty()) splitmask::load_encoder(r.checkpoint, trainer.encoder());
+  splitmask::augmentation aug;
+  aug.min_scale = r.min_scale;
+  splitmask::batch_loader<Config> loader(labelled, batch, stats, aug, r.seed);
+  ex::progress_bar progress(0, r.steps, std::max<std::uint64_t>(1, r.steps / 20));
+  std::vector<nlohmann::json> curve;
+  double window = 0;
+  std::size_t in_window = 0;
+  const std::uint64_t every = std::max<std::uint64_t>(1, r.steps / 200);
+  for (std::uint64_t step = 1; step <= r.steps; ++step) {
+    const auto& images = loader.next();
+    const auto l = trainer.step(images, loader.labels().data());
+    window += l.loss;
+    ++in_window;
+    if (step % every == 0 || step == r.steps) {
+      curve.push_back({{"step", step}, {"loss", window / double(in_window)}, {"lr", l.lr}});
+      window = 0, in_window = 0;
+    }
+    char text[64];
+    std::snprintf(text, sizeof text, "loss %.3f", l.loss);
+    progress.update(step, text, double(batch * step) / seconds_since(start));
+  }
+  const double train_seconds = seconds_since(start);
+  // Test accuracy: whole images, normalised, no augmentation.
+  constexpr std::size_t eval_batch = 256;
+  splitmask::tensor<float, splitmask::extents<splitmask::dynamic, C, S, S>> images(eval_batch);
+  std::vector<std::int32_t> predicted;
+  for (std::size_t first = 0; first < test.size(); first += eval_batch) {
+    const std::size_t b = std::min(eval_batch, test.size() - first);
+    if (images.batch() != b) images = decltype(images)(b);
+    for (std::size_t i = 0; i < b; ++i)
+      splitmask::augment_image(test, first + i, stats, splitmask::augmentation::none(),
+                               splitmask::counter_rng(0), 0, images.data() + i * C * S * S, S);
+    const auto p = trainer.predict(images);
+    predicted.insert(predicted.end(), p.begin(), p.end());
+  }
+  const double acc = splitmask::accuracy(predicted, test.labels);
+  report["finetune"] = {{"accuracy", acc},
+                        {"steps", r.steps},
+                        {"batch", batch},
+                        {"lr", o.lr},
+                        {"warmup_steps", o.warmup_steps},
+                        {"layer_decay", o.layer_decay},
+                        {"label_smoothing", o.label_smoothing},
+                        {"weight_decay", o.adamw.weight_decay},
+                        {"min_scale", r.min_scale},
+                        {"final_loss", curve.empty() ? 0.0 : curve.back()["loss"].get<double>()},
+                        {"train_seconds", train_seconds},
+                        {"seconds", seconds_since(start)},
+                        {"curve", curve}};
+  std::printf("fine-tuning (%llu steps of %zu): %.2f%%\n",
+              static_cast<unsigned long long>(r.steps), batch, 100 * acc);
+  if (!r.json.empty()) {
+    const std::string svg = std::filesystem::path(r.json).replace_extension(".finetune.svg");
+    ex::write_loss_curve_svg(svg, curve, {"loss"}, "fine-tuning loss");
+  }
+}
+
+// The data statistics the encoder was trained with (its checkpoint's), else the training set's.
+splitmask::channel_stats data_stats(const request& r, const splitmask::checkpoint_info* info,
+                                    const splitmask::image_set& train) {
+  if (!info) return splitmask::compute_channel_stats(train);
+  splitmask::channel_stats stats;
+  try {
+    stats.mean = info->run.at("data_stats").at("mean").get<std::vector<double>>();
+    stats.std = info->run.at("data_stats").at("std").get<std::vector<double>>();
+  } catch (const std::exception&) {
+    throw splitmask::file_error(r.checkpoint + ": no data statistics in its run metadata");
+  }
+  if (stats.mean.size() != train.channels || stats.std.size() != train.channels)
+    throw splitmask::file_error(r.checkpoint + ": its data statistics are not of " +
+                                std::to_string(train.channels) + " channels");
+  return stats;
+}
+
+struct dataset {
+  splitmask::image_set train, test, labelled;  // labelled: the chosen fraction of train
+  std::size_t classes = 0;
+};
+
+dataset load(const request& r, std::size_t size, std::size_t channels) {
+  dataset d;
+  const auto format = splitmask::parse_data_format(r.format);
+  d.train = first_images(splitmask::load_image_set(r.data, "train", format, size, channels),
+                         r.train_limit);
+  d.test = first_images(splitmask::load_image_set(r.data, "test", format, size, channels),
+                        r.test_limit);
+  for (const auto* set : {&d.train, &d.test})
+    if (set->labels.empty())
+      throw splitmask::file_error(set->source + ": has no labels; evaluation needs them");
+  d.classes = std::max(splitmask::count_classes(d.train.labels),
+                       splitmask::count_classes(d.test.labels));
+  d.labelled = splitmask::subset(
+      d.train, splitmask::select_label_fraction(d.train.labels, r.label_fraction, r.seed));
+  std::fprintf(stderr, "%s: %zu training images, %zu labelled (%.4g%%, class-balanced, seed %llu); "
+               "%s: %zu test images; %zu classes\n",
+               d.train.source.c_str(), d.train.size(), d.labelled.size(),
+               100 * r.label_fraction, static_cast<unsigned long long>(r.seed),
+               d.test.source.c_str(), d.test.size(), d.classes);
+  return d;
+}
+
+template <class Config>
+nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info) {
+  constexpr std::size_t C = Config::channels, S = Config::image_size;
+  const dataset d = load(r, S, C);
+  for (const auto* set : {&d.train, &d.test})
+    if (set->channels != C || set->height != S || set->width != S)
+      throw splitmask::file_error(set->source + ": the images are " +
+                                  std::to_string(set->height) + "x" + std::to_string(set->width) +
+                                  "x" + std::to_string(set->channels) + "; the encoder takes " +
+                                  std::to_string(S) + "x" + std::to_string(S) + "x" +
+                                  std::to_string(C) + " (presets that fit: " +
+                                  ex::presets_fitting(set->height, set->channels) + ")");
+  const splitmask::channel_stats stats = data_stats(r, info, d.train);
+  nlohmann::json report = {{"classes", d.classes},
+                           {"train_images", d.train.size()},
+                           {"labelled_images", d.labelled.size()},
+                           {"test_images", d.test.size()},
+                           {"data_stats", {{"mean", stats.mean}, {"std", stats.std}}}};
+  if (r.pixels) {
+    frozen_evaluations(r, pixel_features(d.labelled, stats), d.labelled.labels,
+                       pixel_features(d.test, stats), d.test.labels, report);
+    return report;
+  }
+  if (r.runs("knn") || r.runs("linear")) {
+    splitmask::vit_encoder<Config> encoder(r.seed);
+    if (info) splitmask::load_encoder(r.checkpoint, encoder);
+    frozen_evaluations(r, encoder_features<Config>(encoder, d.labelled, stats, "labelled"),
+                       d.labelled.labels, encoder_features<Config>(encoder, d.test, stats, "test"),
+                       d.test.labels, report);
+  }
+  if (r.runs("finetune")) finetune<Config>(r, d.labelled, d.test, stats, d.classes, report);
+  return report;
+}
+
+void set_threads(int threads) {
+  if (threads <= 0) return;
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#else
+  if (threads > 1)
+    throw std::invalid_argument("--threads " + std::to_string(threads) +
+                                ": this build has no OpenMP, so it runs on one thread");
+#endif
+}
+
+int run(const request& r) {
+  const auto start = std::chrono::steady_clock::now();
+  if (r.pixels && !r.checkpoint.empty())
+    throw std::invalid_argument("--pixels measures the raw pixels: give it no --checkpoint");
+  if (r.pixels && r.mode == "finetune")
+    throw std::invalid_argument("--pixels has no encoder to fine-tune: use --mode knn or linear");
+  nlohmann::json report = {{"program", "splitmask-eval"},
+                           {"data", r.data},
+                           {"mode", r.mode},
+                           {"label_fraction", r.label_fraction},
+                           {"seed", r.seed}};
+  nlohmann::json results;
+  if (!r.checkpoint.empty()) {
+    const auto info = splitmask::read_checkpoint_info(r.checkpoint);
+    report["model"] = "checkpoint";
+    report["checkpoint"] = r.checkpoint;
+    report["objective"] = info.objective;
+    report["pretrain_steps"] = info.step;
+    bool found = false;
+    for (const auto& p : ex::preset_list())
+      ex::with_preset(p.name, [&](auto preset) {
+        using Config = typename decltype(preset)::config;
+        if (found || info.config != splitmask::config_json<Config>()) return 0;
+        found = true;
+        report["preset"] = p.name;
+        results = evaluate<Config>(r, &info);
+        return 0;
+      });
+    if (!found)
+      throw splitmask::file_error(r.checkpoint + ": its config " + info.config.dump() +
+                                  " is none of this program's presets (" + ex::preset_names() +
+                                  ")");
+  } else {
+    report["model"] = r.pixels ? "pixels" : "random";
+    if (!r.pixels) report["preset"] = r.preset;
+    ex::with_preset(r.preset, [&](auto preset) {
+      results = evaluate<typename decltype(preset)::config>(r, nullptr);
+      return 0;
+    });
+  }
+  report.update(results);
+  report["threads"] =
+#ifdef _OPENMP
+      omp_get_max_threads();
+#else
+      1;
+#endif
+  report["seconds"] = seconds_since(start);
+  if (!r.json.empty()) {
+    const auto parent = std::filesystem::path(r.json).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    splitmask::write_file_atomically(r.json, report.dump(2) + "\n");
+    std::printf("results -> %s\n", r.json.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  request r;
+  CLI::App app{"k-NN, linear-probe and fine-tuning accuracy of an encoder on labelled images",
+               "splitmask-eval"};
+  app.add_option("--checkpoint", r.checkpoint,
+                 "A checkpoint of splitmask-pretrain (none: a random encoder of --preset)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--preset", r.preset, "ViT size without a checkpoint (see splitmask-pretrain)")
+      ->capture_default_str();
+  app.add_flag("--pixels", r.pixels, "Measure the raw pixels instead of an encoder (baseline)");
+  app.add_option("--data", r.data,
+                 "A folder with train and test splits: IDX files, CIFAR batches, or images in "
+                 "train/<class>/ and test/<class>/")
+      ->capture_default_str();
+  app.add_option("--format", r.format, "Data format (auto: detected from the files)")
+      ->check(CLI::IsMember(splitmask::data_format_names()))
+      ->capture_default_str();
+  app.add_option("--label-fraction", r.label_fraction,
+                 "Fraction of the training labels used (class-balanced, seeded)")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
+  app.add_option("--mode", r.mode, "What to measure")
+      ->check(CLI::IsMember({"knn", "linear", "finetune", "all"}))
+      ->capture_default_str();
+  app.add_option("--json", r.json, "Write the results here (and the fine-tuning loss curve "
+                                   "next to it as <name>.finetune.svg)");
+  app.add_option("--seed", r.seed, "Seed of the label draw, random init, data order, crops")
+      ->capture_default_str();
+  app.add_option("--threads", r.threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--train-limit", r.train_limit, "Only the first N training images (0: all)");
+  app.add_option("--test-limit", r.test_limit, "Only the first N test images (0: all)");
+  app.add_option("--k", r.k, "Neighbours that vote in k-NN")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--steps", r.steps, "Fine-tuning steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--batch", r.batch, "Fine-tuning batch (at most the labelled images)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16))
+      ->capture_default_str();
+  app.add_option("--lr", r.lr, "Fine-tuning peak learning rate")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--warmup", r.warmup, "Fine-tuning warm-up, as a fraction of the steps")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--layer-decay", r.layer_decay, "Layer-wise learning-rate decay (1: none)")
+      ->check(CLI::Range(1e-3, 1.0))
+      ->capture_default_str();
+  app.add_option("--label-smoothing", r.smoothing, "Label smoothing of the fine-tuning loss")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  app.add_option("--weight-decay", r.weight_decay, "AdamW's weight decay in fine-tuning")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--min-scale", r.min_scale, "Fine-tuning crops: smallest area kept (1: no crop)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    set_threads(r.threads);
+    return run(r);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
