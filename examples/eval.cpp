@@ -307,6 +307,10 @@ int run(const request& r) {
     throw std::invalid_argument("--pixels measures the raw pixels: give it no --checkpoint");
   if (r.pixels && r.mode == "finetune")
     throw std::invalid_argument("--pixels has no encoder to fine-tune: use --mode knn or linear");
+  if (!r.json.empty()) {  // before the work: the loss curve is written there too
+    const auto parent = std::filesystem::path(r.json).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+  }
   nlohmann::json report = {{"program", "splitmask-eval"},
                            {"data", r.data},
                            {"mode", r.mode},
@@ -350,8 +354,6 @@ int run(const request& r) {
 #endif
   report["seconds"] = seconds_since(start);
   if (!r.json.empty()) {
-    const auto parent = std::filesystem::path(r.json).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent);
     splitmask::write_file_atomically(r.json, report.dump(2) + "\n");
     std::printf("results -> %s\n", r.json.c_str());
   }
