@@ -1,11 +1,12 @@
 // finetune: a ViT encoder and a linear head trained end to end on labelled images, by the
-// protocol SplitMask takes from BEiT: mean-pooled features, AdamW with a linear warm-up and a
+// protocol SplitMask takes from BEiT: mean-pooled features normalised by a LayerNorm of their own
+// (BEiT's fc_norm: it gives the head unit-scale inputs), AdamW with a linear warm-up and a
 // cosine schedule, label smoothing, and layer-wise learning-rate decay (the patch embedding's
-// rate is lr · decay^(depth + 1), block i's lr · decay^(depth - i), the final norm's and the
-// head's lr). Start it from a pre-trained encoder (load_encoder into encoder()) or from a random
+// rate is lr · decay^(depth + 1), block i's lr · decay^(depth - i), the final norm's, fc_norm's
+// and the head's lr). Start it from a pre-trained encoder (load_encoder into encoder()) or a random
 // one (the from-scratch baseline): everything else is the same.
 //
-//   images (B, C, S, S)   labels (B) in [0, classes)   pooled (B, D)   logits (B, classes)
+//   images (B, C, S, S)   labels (B) in [0, classes)   pooled, normed (B, D)   logits (B, classes)
 #pragma once
 
 #include <cmath>
@@ -20,6 +21,7 @@
 #include "splitmask/core/error.hpp"
 #include "splitmask/eval/linear_classifier.hpp"
 #include "splitmask/model/vit_encoder.hpp"
+#include "splitmask/ops/layernorm.hpp"
 #include "splitmask/ops/patchify.hpp"
 #include "splitmask/ops/tokens.hpp"
 #include "splitmask/train/adamw.hpp"
@@ -50,8 +52,8 @@ class finetune_trainer {
   static constexpr std::size_t N = Config::patches, D = Config::width;
   using encoder_type = vit_encoder<Config, T>;
 
-  /// Batches of `batch` images, `classes` classes; the encoder starts random from `seed` and the
-  /// head at zero.
+  /// Batches of `batch` images, `classes` classes; the encoder starts random from `seed`, the
+  /// fc_norm at identity and the head at zero.
   finetune_trainer(std::size_t batch, std::size_t classes, finetune_options options,
                    std::uint64_t seed = 0)
       : options_(options),
@@ -67,6 +69,9 @@ class finetune_trainer {
         d_out_(batch),
         pooled_(batch),
         d_pooled_(batch),
+        normed_(batch),
+        mean_(batch),
+        rstd_(batch),
         activations_(batch) {
     if (batch == 0) throw std::invalid_argument("splitmask::finetune_trainer: the batch is empty");
     if (!(options.lr > 0) || !(options.layer_decay > 0 && options.layer_decay <= 1) ||
@@ -77,6 +82,10 @@ class finetune_trainer {
     detail::register_parameters(optimizer_, encoder_, [&](const std::string& name) {
       return std::pow(options_.layer_decay, double(Config::depth + 1 - layer_of(name)));
     });
+    norm_weight_.view() = T(1);
+    norm_bias_.view() = T(0);
+    optimizer_.add("fc_norm.weight", norm_weight_.data(), d_norm_weight_.data(), D, false);
+    optimizer_.add("fc_norm.bias", norm_bias_.data(), d_norm_bias_.data(), D, false);
     optimizer_.add("head.weight", head_.weight.data(), d_weight_.data(),
                    std::size_t(head_.weight.size()), true);
     optimizer_.add("head.bias", head_.bias.data(), d_bias_.data(), std::size_t(head_.bias.size()),
@@ -123,12 +132,18 @@ class finetune_trainer {
     patchify<Config::patch_size>(patches_, images);
     encoder_.embed(tokens_, patches_);
     mean_tokens_forward(pooled_, encoder_.forward(activations_, tokens_));
-    const Eigen::Map<const row_matrix<T>> x(pooled_.data(), Eigen::Index(batch_), Eigen::Index(D));
+    layernorm_forward(normed_, mean_, rstd_, pooled_, norm_weight_, norm_bias_,
+                      Config::layer_norm_eps);
+    const Eigen::Map<const row_matrix<T>> x(normed_.data(), Eigen::Index(batch_), Eigen::Index(D));
     finetune_losses losses;
     losses.loss =
         softmax_cross_entropy<T>(head_.logits(x), labels, options_.label_smoothing, &d_logits_);
     head_.backward(x, d_logits_, d_weight_, d_bias_, &d_x_);
     Eigen::Map<row_matrix<T>>(d_pooled_.data(), Eigen::Index(batch_), Eigen::Index(D)) = d_x_;
+    d_norm_weight_.view() = T(0);
+    d_norm_bias_.view() = T(0);
+    layernorm_backward(d_pooled_, d_norm_weight_, d_norm_bias_, d_pooled_, pooled_, mean_, rstd_,
+                       norm_weight_);
     mean_tokens_backward(d_out_, d_pooled_);
     encoder_.zero_grads();
     encoder_.backward(activations_, d_tokens_, d_out_);
@@ -140,8 +155,12 @@ class finetune_trainer {
   template <class Images>
   std::vector<std::int32_t> predict(const Images& images) {
     const auto f = features_(encoder_, images);
+    const std::size_t b = f.batch();
+    tensor<T, extents<dynamic, D>> normed(b);
+    tensor<T, extents<dynamic>> mean(b), rstd(b);
+    layernorm_forward(normed, mean, rstd, f, norm_weight_, norm_bias_, Config::layer_norm_eps);
     return head_.predict(
-        Eigen::Map<const row_matrix<T>>(f.data(), Eigen::Index(f.batch()), Eigen::Index(D)));
+        Eigen::Map<const row_matrix<T>>(normed.data(), Eigen::Index(b), Eigen::Index(D)));
   }
 
   encoder_type& encoder() { return encoder_; }
@@ -161,7 +180,9 @@ class finetune_trainer {
   adamw<T> optimizer_;
   tensor<T, typename encoder_type::patch_extents> patches_;
   tensor<T, typename encoder_type::token_extents> tokens_, d_tokens_, d_out_;
-  tensor<T, extents<dynamic, D>> pooled_, d_pooled_;
+  tensor<T, extents<dynamic, D>> pooled_, d_pooled_, normed_;
+  tensor<T, extents<dynamic>> mean_, rstd_;
+  tensor<T, extents<D>> norm_weight_, norm_bias_, d_norm_weight_, d_norm_bias_;  // fc_norm
   encoder_activations<Config, T, N> activations_;
   vit_features<Config, T> features_;
 };
