@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Prints the tables of docs/results.md (Markdown) from the JSON files that
 scripts/reproduce-results.sh leaves in a folder: <model>-<fraction>.json, where model is pixels,
-random, splitmask or beit. A missing run shows as a dash."""
+random, splitmask or beit. A missing run shows as a dash. With --svg DIR it also draws, for each
+label fraction, the fine-tuning loss curves of the three encoders in one chart:
+DIR/finetune-<fraction>.svg.
+
+    results_table.py runs/results [--svg docs/results]"""
 import json
 import pathlib
 import re
@@ -26,8 +30,47 @@ def percent(run, key):
     return f"{100 * run[key]['accuracy']:.1f}"
 
 
+COLOURS = {"random": "#777777", "splitmask": "#d62728", "beit": "#1f77b4"}
+
+
+def curves_svg(path, title, curves):
+    """A line chart of {name: [(step, loss)]} as SVG, with axes and a legend."""
+    w, h, left, right, top, bottom = 720, 400, 60, 150, 36, 44
+    points = [p for c in curves.values() for p in c]
+    x_max = max(p[0] for p in points)
+    y_min, y_max = min(p[1] for p in points), max(p[1] for p in points)
+    y_min, y_max = y_min - 0.05 * (y_max - y_min), y_max + 0.05 * (y_max - y_min)
+    def x(v): return left + (w - left - right) * v / x_max
+    def y(v): return top + (h - top - bottom) * (y_max - v) / (y_max - y_min)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{left}" y="20" font-size="14">{title}</text>',
+           f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
+           f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">step</text>']
+    for i in range(5):
+        sv, lv = x_max * i / 4, y_min + (y_max - y_min) * i / 4
+        out.append(f'<text x="{x(sv)}" y="{h - bottom + 16}" text-anchor="middle">{sv:.0f}</text>')
+        out.append(f'<text x="{left - 6}" y="{y(lv) + 4}" text-anchor="end">{lv:.2f}</text>')
+    for i, (name, c) in enumerate(curves.items()):
+        colour = COLOURS.get(name, "black")
+        line = " ".join(f"{x(s):.1f},{y(l):.1f}" for s, l in c)
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"/>')
+        label = dict(MODELS)[name] if name != "random" else "from scratch"
+        out.append(f'<text x="{w - right + 10}" y="{top + 16 * i + 10}" fill="{colour}">{label}</text>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+
+
 def main():
-    folder = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "runs/results")
+    args = sys.argv[1:]
+    svg_dir = None
+    if "--svg" in args:
+        i = args.index("--svg")
+        svg_dir = pathlib.Path(args[i + 1])
+        del args[i:i + 2]
+    folder = pathlib.Path(args[0] if args else "runs/results")
     runs = load(folder)
     if not runs:
         sys.exit(f"results_table.py: no <model>-<fraction>.json in {folder}")
@@ -73,6 +116,16 @@ def main():
             if done:
                 print(f"\nPre-training ({objective}): {done[-1][0]} steps in {done[-1][1]}", end="")
     print()
+    if svg_dir:
+        svg_dir.mkdir(parents=True, exist_ok=True)
+        for f in fractions:
+            curves = {m: [(p["step"], p["loss"]) for p in runs[(m, f)]["finetune"]["curve"]]
+                      for m in ("random", "splitmask", "beit")
+                      if (m, f) in runs and "finetune" in runs[(m, f)]}
+            if curves:
+                curves_svg(svg_dir / f"finetune-{f:g}.svg",
+                           f"Fine-tuning loss (label smoothing 0.1), {100 * f:g}% of the labels",
+                           curves)
 
 
 if __name__ == "__main__":
