@@ -58,38 +58,52 @@ fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 [[ $fresh == 1 ]] && rm -rf "$out"
 mkdir -p "$out"
-common=(--data "$data" --seed 0 --threads "$threads")
+common=(--data "$data" --threads "$threads")
 
 # Pre-training, resumed when a checkpoint is there (a finished run resumes to nothing).
 for objective in splitmask beit; do
   run=$out/pretrain-$objective
-  args=(--preset "$preset" --objective "$objective" "${pretrain[@]}" "${common[@]}" --out "$run")
+  args=(--preset "$preset" --objective "$objective" "${pretrain[@]}" "${common[@]}" --seed 0
+    --out "$run")
   [[ -f $run/checkpoint.safetensors ]] && args+=(--resume "$run/checkpoint.safetensors")
   echo "== pre-training: $objective" >&2
   "$build/examples/splitmask-pretrain" "${args[@]}" 2>&1 | tee -a "$out/pretrain-$objective.log"
 done
 
-# One evaluation, skipped when its JSON exists: name, then splitmask-eval's arguments.
+# One evaluation, skipped when its JSON exists: name, seed, then splitmask-eval's arguments.
 evaluate() {
-  local name=$1
-  shift
+  local name=$1 seed=$2
+  shift 2
   if [[ -f $out/$name.json ]]; then
     echo "== $name: done before ($out/$name.json)" >&2
     return
   fi
   echo "== $name" >&2
-  "$build/examples/splitmask-eval" "$@" "${common[@]}" "${subset[@]}" --json "$out/$name.json" \
-    2>&1 | tee "$out/$name.log"
+  "$build/examples/splitmask-eval" "$@" "${common[@]}" --seed "$seed" "${subset[@]}" \
+    --json "$out/$name.json" 2>&1 | tee "$out/$name.log"
 }
 
 for fraction in "${fractions[@]}"; do
-  evaluate "pixels-$fraction" --pixels --mode all --label-fraction "$fraction"
-  evaluate "random-$fraction" --preset "$preset" --mode all --label-fraction "$fraction" \
+  evaluate "pixels-$fraction" 0 --pixels --mode all --label-fraction "$fraction"
+  evaluate "random-$fraction" 0 --preset "$preset" --mode all --label-fraction "$fraction" \
     "${finetune[@]}"
   for objective in splitmask beit; do
-    evaluate "$objective-$fraction" --checkpoint "$out/pretrain-$objective/checkpoint.safetensors" \
+    evaluate "$objective-$fraction" 0 --checkpoint "$out/pretrain-$objective/checkpoint.safetensors" \
       --mode all --label-fraction "$fraction" "${finetune[@]}"
   done
 done
 
-"$python" "$root/scripts/results_table.py" "$out"
+# The smallest label budget again with other seeds (another label draw, head, order and crops;
+# from scratch also another encoder), to see how far fine-tuning moves with the seed alone.
+fraction=${fractions[0]}
+for seed in 1 2; do
+  evaluate "random-$fraction-seed$seed" "$seed" --preset "$preset" --mode finetune \
+    --label-fraction "$fraction" "${finetune[@]}"
+  for objective in splitmask beit; do
+    evaluate "$objective-$fraction-seed$seed" "$seed" --mode finetune \
+      --label-fraction "$fraction" --checkpoint "$out/pretrain-$objective/checkpoint.safetensors" \
+      "${finetune[@]}"
+  done
+done
+
+"$python" "$root/scripts/results_table.py" "$out" --svg "$out"

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Prints the tables of docs/results.md (Markdown) from the JSON files that
 scripts/reproduce-results.sh leaves in a folder: <model>-<fraction>.json, where model is pixels,
-random, splitmask or beit. A missing run shows as a dash. With --svg DIR it also draws, for each
+random, splitmask or beit, and <model>-<fraction>-seed<n>.json for fine-tuning with other seeds.
+A missing run shows as a dash. With --svg DIR it also draws, for each
 label fraction, the fine-tuning loss curves of the three encoders in one chart:
 DIR/finetune-<fraction>.svg.
 
@@ -16,12 +17,15 @@ MODELS = [("pixels", "raw pixels"), ("random", "random init / from scratch"),
 
 
 def load(folder):
-    runs = {}
+    """{(model, fraction): run} for seed 0, and {(model, fraction, seed): run} for the others."""
+    runs, seeds = {}, {}
     for path in folder.glob("*.json"):
-        m = re.fullmatch(r"(pixels|random|splitmask|beit)-([0-9.]+)", path.stem)
-        if m:
+        m = re.fullmatch(r"(pixels|random|splitmask|beit)-([0-9.]+)(?:-seed(\d+))?", path.stem)
+        if m and m.group(3):
+            seeds[(m.group(1), float(m.group(2)), int(m.group(3)))] = json.loads(path.read_text())
+        elif m:
             runs[(m.group(1), float(m.group(2)))] = json.loads(path.read_text())
-    return runs
+    return runs, seeds
 
 
 def percent(run, key):
@@ -71,7 +75,7 @@ def main():
         svg_dir = pathlib.Path(args[i + 1])
         del args[i:i + 2]
     folder = pathlib.Path(args[0] if args else "runs/results")
-    runs = load(folder)
+    runs, seeds = load(folder)
     if not runs:
         sys.exit(f"results_table.py: no <model>-<fraction>.json in {folder}")
     fractions = sorted({f for (_, f) in runs})
@@ -95,6 +99,23 @@ def main():
             label = "random init" if model == "random" else name
             cells = [percent(runs.get((model, f)), measure) for f in fractions]
             print(f"| {label} | " + " | ".join(cells) + " |")
+
+    if seeds:
+        f = min(g for (_, g, _) in seeds)
+        names = sorted({s for (_, g, s) in seeds if g == f})
+        print(f"\nFine-tuning with {100 * f:g}% of the labels by seed (each seed draws its own "
+              "labels, head, order and crops)\n")
+        print("| encoder | seed 0 | " + " | ".join(f"seed {s}" for s in names) +
+              " | mean | s.d. |\n|" + "|".join(["---"] * (len(names) + 4)) + "|")
+        for model, name in MODELS[1:]:
+            values = [runs.get((model, f))] + [seeds.get((model, f, s)) for s in names]
+            acc = [100 * r["finetune"]["accuracy"] for r in values if r and "finetune" in r]
+            cells = [f"{100 * r['finetune']['accuracy']:.1f}" if r and "finetune" in r else "–"
+                     for r in values]
+            mean = sum(acc) / len(acc) if acc else float("nan")
+            sd = (sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5 if len(acc) > 1 else float("nan")
+            label = "from scratch" if model == "random" else name
+            print(f"| {label} | " + " | ".join(cells) + f" | {mean:.1f} | {sd:.1f} |")
 
     print("\nRun times (s): whole evaluation, and fine-tuning alone\n")
     print(f"| run | {' | '.join(f'{100 * f:g}%' for f in fractions)} |\n|{rule}|")

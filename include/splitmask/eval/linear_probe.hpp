@@ -2,7 +2,7 @@
 // representation. Features are standardised with the training set's mean and deviation; the
 // L2 penalty is chosen on a held-out part of the training labels, then the probe is fitted again
 // on all of them. The fit is full-batch L-BFGS: the problem is convex and small (F x K
-// parameters), so it converges to the optimum instead of depending on an SGD schedule.
+// parameters), so the result depends on an iteration cap, not on an SGD schedule.
 //
 //   train (M, F)   test (T, F)   labels (M), (T)
 #pragma once
