@@ -25,12 +25,9 @@
 #include <splitmask/eval/linear_probe.hpp>
 #include <splitmask/io/atomic_file.hpp>
 #include <splitmask/io/checkpoint.hpp>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "common/presets.hpp"
 #include "common/progress.hpp"
+#include "common/threads.hpp"
 #include "common/training_log.hpp"
 
 namespace ex = splitmask::examples;
@@ -80,14 +77,11 @@ row_matrix<float> pixel_features(const splitmask::image_set& set,
   return x;
 }
 
-// Mean-pooled encoder features of every image of `set`.
-template <class Config, class Encoder>
-row_matrix<float> encoder_features(const Encoder& encoder, const splitmask::image_set& set,
-                                   const splitmask::channel_stats& stats, const char* what) {
-  constexpr std::size_t C = Config::channels, S = Config::image_size, D = Config::width;
-  constexpr std::size_t batch = 256;
-  row_matrix<float> out(Eigen::Index(set.size()), Eigen::Index(D));
-  splitmask::vit_features<Config> features;
+// Calls f(first, images) for the images of `set` in batches, each (b, C, S, S) normalised with
+// `stats` and not augmented, as evaluation sees them.
+template <class Config, class F>
+void for_each_batch(const splitmask::image_set& set, const splitmask::channel_stats& stats, F&& f) {
+  constexpr std::size_t C = Config::channels, S = Config::image_size, batch = 256;
   splitmask::tensor<float, splitmask::extents<splitmask::dynamic, C, S, S>> images(batch);
   for (std::size_t first = 0; first < set.size(); first += batch) {
     const std::size_t b = std::min(batch, set.size() - first);
@@ -95,10 +89,23 @@ row_matrix<float> encoder_features(const Encoder& encoder, const splitmask::imag
     for (std::size_t i = 0; i < b; ++i)
       splitmask::augment_image(set, first + i, stats, splitmask::augmentation::none(),
                                splitmask::counter_rng(0), 0, images.data() + i * C * S * S, S);
-    const auto f = features(encoder, images);
-    std::copy(f.data(), f.data() + b * D, out.row(Eigen::Index(first)).data());
-    std::fprintf(stderr, "\rfeatures of the %s images: %zu/%zu", what, first + b, set.size());
+    f(first, images);
   }
+}
+
+// Mean-pooled encoder features of every image of `set`.
+template <class Config, class Encoder>
+row_matrix<float> encoder_features(const Encoder& encoder, const splitmask::image_set& set,
+                                   const splitmask::channel_stats& stats, const char* what) {
+  constexpr std::size_t D = Config::width;
+  row_matrix<float> out(Eigen::Index(set.size()), Eigen::Index(D));
+  splitmask::vit_features<Config> features;
+  for_each_batch<Config>(set, stats, [&](std::size_t first, const auto& images) {
+    const auto f = features(encoder, images);
+    std::copy(f.data(), f.data() + f.size(), out.row(Eigen::Index(first)).data());
+    std::fprintf(stderr, "\rfeatures of the %s images: %zu/%zu", what, first + f.batch(),
+                 set.size());
+  });
   std::fprintf(stderr, "\n");
   return out;
 }
@@ -143,7 +150,6 @@ template <class Config>
 void finetune(const request& r, const splitmask::image_set& labelled,
               const splitmask::image_set& test, const splitmask::channel_stats& stats,
               std::size_t classes, nlohmann::json& report) {
-  constexpr std::size_t C = Config::channels, S = Config::image_size;
   const auto start = std::chrono::steady_clock::now();
   const std::size_t batch = std::min(r.batch, labelled.size());
   splitmask::finetune_options o;
@@ -178,18 +184,11 @@ void finetune(const request& r, const splitmask::image_set& labelled,
   }
   const double train_seconds = seconds_since(start);
   // Test accuracy: whole images, normalised, no augmentation.
-  constexpr std::size_t eval_batch = 256;
-  splitmask::tensor<float, splitmask::extents<splitmask::dynamic, C, S, S>> images(eval_batch);
   std::vector<std::int32_t> predicted;
-  for (std::size_t first = 0; first < test.size(); first += eval_batch) {
-    const std::size_t b = std::min(eval_batch, test.size() - first);
-    if (images.batch() != b) images = decltype(images)(b);
-    for (std::size_t i = 0; i < b; ++i)
-      splitmask::augment_image(test, first + i, stats, splitmask::augmentation::none(),
-                               splitmask::counter_rng(0), 0, images.data() + i * C * S * S, S);
+  for_each_batch<Config>(test, stats, [&](std::size_t, const auto& images) {
     const auto p = trainer.predict(images);
     predicted.insert(predicted.end(), p.begin(), p.end());
-  }
+  });
   const double acc = splitmask::accuracy(predicted, test.labels);
   report["finetune"] = {{"accuracy", acc},
                         {"steps", r.steps},
@@ -290,17 +289,6 @@ nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info
   return report;
 }
 
-void set_threads(int threads) {
-  if (threads <= 0) return;
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#else
-  if (threads > 1)
-    throw std::invalid_argument("--threads " + std::to_string(threads) +
-                                ": this build has no OpenMP, so it runs on one thread");
-#endif
-}
-
 int run(const request& r) {
   const auto start = std::chrono::steady_clock::now();
   if (r.pixels && !r.checkpoint.empty())
@@ -346,12 +334,7 @@ int run(const request& r) {
     });
   }
   report.update(results);
-  report["threads"] =
-#ifdef _OPENMP
-      omp_get_max_threads();
-#else
-      1;
-#endif
+  report["threads"] = ex::threads_in_use();
   report["seconds"] = seconds_since(start);
   if (!r.json.empty()) {
     splitmask::write_file_atomically(r.json, report.dump(2) + "\n");
@@ -423,7 +406,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    set_threads(r.threads);
+    ex::set_threads(r.threads);
     return run(r);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -16,11 +16,8 @@
 #include <splitmask/data/dataset.hpp>
 #include <splitmask/io/checkpoint.hpp>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "../common/presets.hpp"
+#include "../common/threads.hpp"
 #include "instances.hpp"
 #include "run.hpp"
 
@@ -31,17 +28,6 @@ namespace {
 void on_signal(int) {
   if (ex::stop_requested) std::_Exit(130);  // a second Ctrl-C: stop at once
   ex::stop_requested = true;
-}
-
-void set_threads(int threads) {
-  if (threads <= 0) return;
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#else
-  if (threads > 1)
-    throw std::invalid_argument("--threads " + std::to_string(threads) +
-                                ": this build has no OpenMP, so it runs on one thread");
-#endif
 }
 
 // The command-line option of each setting (to_json's keys).
@@ -171,7 +157,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    set_threads(threads);
+    ex::set_threads(threads);
     if (threads != 1 && !std::getenv("OMP_WAIT_POLICY"))
       std::fprintf(stderr, "note: OMP_WAIT_POLICY is not set; with few cores, "
                    "OMP_WAIT_POLICY=passive is faster (docs/performance.md)\n");

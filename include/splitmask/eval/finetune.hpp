@@ -114,11 +114,7 @@ class finetune_trainer {
       throw non_finite_loss("splitmask: the fine-tuning loss or gradient is not finite at step " +
                             std::to_string(optimizer_.steps() + 1) +
                             " (nothing was updated); lower the learning rate");
-    const double scale =
-        options_.clip > 0 ? std::min(1.0, options_.clip / (losses.grad_norm + 1e-6)) : 1.0;
-    losses.lr = warmup_cosine_lr(options_.lr, optimizer_.steps(), options_.warmup_steps,
-                                 options_.total_steps, options_.final_lr);
-    optimizer_.step(losses.lr, scale);
+    losses.lr = detail::scheduled_update(optimizer_, options_, losses.grad_norm);
     return losses;
   }
 

@@ -121,6 +121,18 @@ void register_parameters(adamw<T>& optimizer, const Model& model, LrScale lr_sca
   });
 }
 
+/// Clips the gradients by global norm (options.clip; 0: off) and applies AdamW at the rate of
+/// the warm-up + cosine schedule for this step (options.lr, warmup_steps, total_steps,
+/// final_lr: pre-training's or fine-tuning's options); returns that rate.
+template <class T, class Options>
+double scheduled_update(adamw<T>& optimizer, const Options& options, double grad_norm) {
+  const double scale = options.clip > 0 ? std::min(1.0, options.clip / (grad_norm + 1e-6)) : 1.0;
+  const double lr = warmup_cosine_lr(options.lr, optimizer.steps(), options.warmup_steps,
+                                     options.total_steps, options.final_lr);
+  optimizer.step(lr, scale);
+  return lr;
+}
+
 /// Ends a step whose gradients are computed: refuses a non-finite loss or gradient (nothing is
 /// updated), clips by global norm, and applies AdamW at the scheduled learning rate.
 template <class T>
@@ -136,11 +148,7 @@ void apply_update(adamw<T>& optimizer, const pretrain_options& options, step_los
                             std::to_string(value) + " at step " +
                             std::to_string(optimizer.steps() + 1) +
                             " (nothing was updated); lower the learning rate or check the data");
-  const double scale =
-      options.clip > 0 ? std::min(1.0, options.clip / (losses.grad_norm + 1e-6)) : 1.0;
-  losses.lr = warmup_cosine_lr(options.lr, optimizer.steps(), options.warmup_steps,
-                               options.total_steps, options.final_lr);
-  optimizer.step(losses.lr, scale);
+  losses.lr = scheduled_update(optimizer, options, losses.grad_norm);
 }
 
 }  // namespace detail
