@@ -212,20 +212,10 @@ void finetune(const request& r, const splitmask::image_set& labelled,
 }
 
 // The data statistics the encoder was trained with (its checkpoint's), else the training set's.
-splitmask::channel_stats data_stats(const request& r, const splitmask::checkpoint_info* info,
+splitmask::channel_stats data_stats(const splitmask::checkpoint_info* info,
                                     const splitmask::image_set& train) {
-  if (!info) return splitmask::compute_channel_stats(train);
-  splitmask::channel_stats stats;
-  try {
-    stats.mean = info->run.at("data_stats").at("mean").get<std::vector<double>>();
-    stats.std = info->run.at("data_stats").at("std").get<std::vector<double>>();
-  } catch (const std::exception&) {
-    throw splitmask::file_error(r.checkpoint + ": no data statistics in its run metadata");
-  }
-  if (stats.mean.size() != train.channels || stats.std.size() != train.channels)
-    throw splitmask::file_error(r.checkpoint + ": its data statistics are not of " +
-                                std::to_string(train.channels) + " channels");
-  return stats;
+  return info ? splitmask::checkpoint_data_stats(*info, train.channels)
+              : splitmask::compute_channel_stats(train);
 }
 
 struct dataset {
@@ -267,7 +257,7 @@ nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info
                                   std::to_string(S) + "x" + std::to_string(S) + "x" +
                                   std::to_string(C) + " (presets that fit: " +
                                   ex::presets_fitting(set->height, set->channels) + ")");
-  const splitmask::channel_stats stats = data_stats(r, info, d.train);
+  const splitmask::channel_stats stats = data_stats(info, d.train);
   nlohmann::json report = {{"classes", d.classes},
                            {"train_images", d.train.size()},
                            {"labelled_images", d.labelled.size()},

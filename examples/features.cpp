@@ -39,19 +39,7 @@ int extract(const request& r, const splitmask::checkpoint_info& info) {
   if (data.empty()) throw splitmask::file_error(r.checkpoint + ": no data path stored; give --data");
   const auto set =
       splitmask::load_image_set(data, r.split, splitmask::parse_data_format(format), S, C);
-  splitmask::channel_stats stats;
-  try {
-    stats.mean = run.at("data_stats").at("mean").get<std::vector<double>>();
-    stats.std = run.at("data_stats").at("std").get<std::vector<double>>();
-  } catch (const std::exception&) {
-    throw splitmask::file_error(r.checkpoint + ": no data statistics stored in its run metadata");
-  }
-  bool stats_ok = stats.mean.size() == C && stats.std.size() == C;
-  for (std::size_t c = 0; stats_ok && c < C; ++c)
-    stats_ok = std::isfinite(stats.mean[c]) && std::isfinite(stats.std[c]) && stats.std[c] > 0;
-  if (!stats_ok)
-    throw splitmask::file_error(r.checkpoint + ": the data statistics in its run metadata are not " +
-                                std::to_string(C) + " finite means and positive stds");
+  const splitmask::channel_stats stats = splitmask::checkpoint_data_stats(info, C);
   if (set.channels != C || set.height != S || set.width != S)
     throw splitmask::file_error(set.source + ": the images are not " + std::to_string(S) + "x" +
                                 std::to_string(S) + "x" + std::to_string(C));

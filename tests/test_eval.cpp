@@ -15,6 +15,7 @@
 #include "splitmask/eval/knn.hpp"
 #include "splitmask/eval/label_fraction.hpp"
 #include "splitmask/eval/linear_probe.hpp"
+#include "splitmask/io/checkpoint.hpp"
 #include "support/gradcheck.hpp"
 
 namespace {
@@ -102,6 +103,22 @@ TEST_CASE("subset copies the chosen images and their labels") {
   CHECK(s.pixels == std::vector<std::uint8_t>{1, 2, 5, 6});
   CHECK(s.labels == std::vector<std::int32_t>{0, 2});
   CHECK_THROWS_AS(subset(set, {3}), std::out_of_range);
+}
+
+TEST_CASE("checkpoint_data_stats reads a run's statistics and refuses unusable ones") {
+  checkpoint_info info;
+  info.source = "run.safetensors";
+  info.run = {{"data_stats", {{"mean", {0.5, 0.25}}, {"std", {0.2, 0.1}}}}};
+  const channel_stats stats = checkpoint_data_stats(info, 2);
+  CHECK(stats.mean == std::vector<double>{0.5, 0.25});
+  CHECK(stats.std == std::vector<double>{0.2, 0.1});
+  CHECK_THROWS_WITH_AS(checkpoint_data_stats(info, 3),
+                       doctest::Contains("not 3 finite means and positive deviations"), file_error);
+  info.run["data_stats"]["std"] = {0.2, 0.0};
+  CHECK_THROWS_AS(checkpoint_data_stats(info, 2), file_error);
+  info.run = nlohmann::json::object();
+  CHECK_THROWS_WITH_AS(checkpoint_data_stats(info, 2),
+                       doctest::Contains("run.safetensors: no data statistics"), file_error);
 }
 
 TEST_CASE("k-NN classifies separable clusters perfectly, and its votes follow the temperature") {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -23,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "splitmask/core/error.hpp"
+#include "splitmask/data/image_set.hpp"
 #include "splitmask/io/safetensors.hpp"
 #include "splitmask/model/vit_config.hpp"
 #include "splitmask/model/vit_encoder.hpp"
@@ -153,6 +155,26 @@ inline checkpoint_info read_checkpoint_info(const safetensors_reader& file,
 
 inline checkpoint_info read_checkpoint_info(const std::string& path) {
   return read_checkpoint_info(safetensors_reader::open(path), path);
+}
+
+/// The per-channel statistics a run normalised its images with (splitmask-pretrain stores them
+/// in the run metadata as data_stats {mean, std}), to feed the encoder the same inputs. Throws
+/// file_error when they are missing or are not `channels` finite means and positive deviations.
+inline channel_stats checkpoint_data_stats(const checkpoint_info& info, std::size_t channels) {
+  channel_stats stats;
+  try {
+    stats.mean = info.run.at("data_stats").at("mean").get<std::vector<double>>();
+    stats.std = info.run.at("data_stats").at("std").get<std::vector<double>>();
+  } catch (const nlohmann::json::exception&) {
+    throw file_error(info.source + ": no data statistics (data_stats) in its run metadata");
+  }
+  bool ok = stats.mean.size() == channels && stats.std.size() == channels;
+  for (std::size_t c = 0; ok && c < channels; ++c)
+    ok = std::isfinite(stats.mean[c]) && std::isfinite(stats.std[c]) && stats.std[c] > 0;
+  if (!ok)
+    throw file_error(info.source + ": the data statistics in its run metadata are not " +
+                     std::to_string(channels) + " finite means and positive deviations");
+  return stats;
 }
 
 inline pretrain_options checkpoint_info::pretrain() const {
