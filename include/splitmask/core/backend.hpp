@@ -40,4 +40,11 @@ struct gemm_backend {
                 "(CPU) or <splitmask/cuda.hpp> (CUDA, cuBLAS, compiled by nvcc)");
 };
 
+template <class Device>
+struct device_ops {
+  static_assert(dependent_false<Device>,
+                "splitmask: the model's ops on CUDA tensors need <splitmask/cuda.hpp> in a "
+                "translation unit compiled by nvcc");
+};
+
 }  // namespace splitmask::detail

@@ -1,6 +1,7 @@
 // One allocation, many tensors. Parameters, gradients and saved activations are structs of
 // views whose `bind(arena_cursor&)` carves them out of one buffer: a first pass with no memory
-// counts the elements, then the buffer is allocated (zeroed) and the views bound into it.
+// counts the elements, then the buffer is allocated (zeroed) on the layout's device and the
+// views bound into it.
 #pragma once
 
 #include <cstddef>
@@ -20,14 +21,14 @@ class arena_cursor {
   explicit arena_cursor(T* base = nullptr) : base_(base) {}
 
   /// Points `view` (of a static shape) at the next elements. While counting it gets no memory.
-  template <class E>
-  void place(tensor_view<T, E>& view) {
+  template <class E, class Device>
+  void place(tensor_view<T, E, Device>& view) {
     static_assert(E::is_static, "splitmask::arena_cursor: a dynamic shape needs its batch");
     place(view, E::static_extent(0));
   }
   /// Points `view` at the next elements of its shape with `leading` items of the leading axis.
-  template <class E>
-  void place(tensor_view<T, E>& view, std::size_t leading) {
+  template <class E, class Device>
+  void place(tensor_view<T, E, Device>& view, std::size_t leading) {
     const E shape(leading);
     used_ = (used_ + alignment - 1) / alignment * alignment;
     view.reset(base_ ? base_ + used_ : nullptr, shape);
@@ -41,13 +42,13 @@ class arena_cursor {
   std::size_t used_ = 0;
 };
 
-/// Binds `layout` (anything with bind(arena_cursor<T>&)) into a new zeroed host buffer sized
-/// by a counting pass, and returns the buffer, which owns the memory the views point to.
-template <class T, class Layout>
-buffer<T, device::cpu> bind_arena(Layout& layout) {
+/// Binds `layout` (anything with bind(arena_cursor<T>&)) into a new zeroed buffer on Device
+/// sized by a counting pass, and returns the buffer, which owns the memory the views point to.
+template <class T, class Device = device::cpu, class Layout>
+buffer<T, Device> bind_arena(Layout& layout) {
   arena_cursor<T> counter;
   layout.bind(counter);
-  buffer<T, device::cpu> memory(counter.used());
+  buffer<T, Device> memory(counter.used());
   arena_cursor<T> cursor(memory.data());
   layout.bind(cursor);
   return memory;
@@ -56,12 +57,12 @@ buffer<T, device::cpu> bind_arena(Layout& layout) {
 /// Sizes `layout` for `batch` images into `memory`, unless it already is: sets the layout's
 /// `batch` field and binds it into a new arena. If the allocation fails, the layout is left
 /// with batch 0 and no memory (its views were unbound), so the next call sizes it afresh.
-template <class T, class Layout>
-void resize_arena(Layout& layout, buffer<T, device::cpu>& memory, std::size_t batch) {
+template <class T, class Device, class Layout>
+void resize_arena(Layout& layout, buffer<T, Device>& memory, std::size_t batch) {
   if (batch == layout.batch && memory.data() != nullptr) return;
   layout.batch = batch;
   try {
-    memory = bind_arena<T>(layout);
+    memory = bind_arena<T, Device>(layout);
   } catch (...) {
     layout.batch = 0;
     memory = {};

@@ -1,29 +1,34 @@
 // parameter_store: a model's parameters and their gradients, two arenas of one layout (a struct
-// of views with bind() and for_each()), initialised by role from a seed. The encoder, the
-// SplitMask decoder and BEiT's head are each one of these plus their forward and backward.
+// of views with bind() and for_each()) on a device, initialised by role from a seed. The
+// encoder, the SplitMask decoder and BEiT's head are each one of these plus their forward and
+// backward. Parameters are drawn on the host and copied to another device in one piece, so a
+// seed gives the same model on every device: the layout's host twin (Parameters::on<cpu>) has
+// the same arena, padding included.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
+#include "splitmask/tensor/copy.hpp"
 #include "splitmask/tensor/storage.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
 
 namespace splitmask {
 
-template <class Parameters, class T>
+template <class Parameters, class T, class Device = device::cpu>
 class parameter_store {
  public:
   /// Allocates both arenas and initialises the parameters from `seed`; tensor i draws from RNG
   /// stream first_stream + i, so that models sharing a seed draw different numbers.
   parameter_store(std::uint64_t seed, std::uint64_t first_stream) : first_stream_(first_stream) {
-    params_memory_ = bind_arena<T>(params_);
-    grads_memory_ = bind_arena<T>(grads_);
+    params_memory_ = bind_arena<T, Device>(params_);
+    grads_memory_ = bind_arena<T, Device>(grads_);
     initialise_parameters(seed);
   }
   // Neither copied nor moved: the views point into this object's own arenas.
@@ -33,28 +38,34 @@ class parameter_store {
   const Parameters& params() const { return params_; }
   const Parameters& grads() const { return grads_; }
   /// All parameters (or gradients) as one flat array, in the arena's order (for optimisers).
-  tensor_view<T, extents<dynamic>> flat_params() const { return flat(params_memory_); }
-  tensor_view<T, extents<dynamic>> flat_grads() const { return flat(grads_memory_); }
+  tensor_view<T, extents<dynamic>, Device> flat_params() const { return flat(params_memory_); }
+  tensor_view<T, extents<dynamic>, Device> flat_grads() const { return flat(grads_memory_); }
   void zero_grads() { flat_grads() = T(0); }
 
   /// Draws every parameter again from `seed` (MAE/BEiT initialisation by role).
   void initialise_parameters(std::uint64_t seed) {
-    std::uint64_t stream = first_stream_;
-    params_.for_each([&](const std::string&, auto v, parameter_role role) {
-      initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
-    });
+    if constexpr (std::is_same_v<Device, device::cpu>) {
+      std::uint64_t stream = first_stream_;
+      params_.for_each([&](const std::string&, auto v, parameter_role role) {
+        initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
+      });
+    } else {
+      const parameter_store<typename Parameters::template on<device::cpu>, T> host(seed,
+                                                                                  first_stream_);
+      copy(flat_params(), host.flat_params());
+    }
   }
 
  protected:
   Parameters params_, grads_;
 
  private:
-  static tensor_view<T, extents<dynamic>> flat(const buffer<T, device::cpu>& memory) {
+  static tensor_view<T, extents<dynamic>, Device> flat(const buffer<T, Device>& memory) {
     return {memory.data(), extents<dynamic>(memory.size())};
   }
 
   std::uint64_t first_stream_;
-  buffer<T, device::cpu> params_memory_, grads_memory_;
+  buffer<T, Device> params_memory_, grads_memory_;
 };
 
 }  // namespace splitmask

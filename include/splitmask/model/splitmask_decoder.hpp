@@ -6,7 +6,7 @@
 //   logits = pred(z at the output positions)   linear Dd -> K, (B, n_out, K), cross-entropy
 //   pooled = mean over all N positions of z    (B, Dd), the branch's global descriptor
 // Names follow MAE's decoder: decoder_embed, mask_token, decoder_blocks.{i}, decoder_norm,
-// decoder_pred.
+// decoder_pred. Everything lives on the Device of the template (the host's by default).
 //
 // Legend: B batch, N patches, n_in / n_out the input and predicted subsets, D encoder width,
 // Dd decoder width, K vocabulary.
@@ -35,20 +35,26 @@
 namespace splitmask {
 
 /// The decoder's parameters (or their gradients), with MAE's names.
-template <class Config, class T>
+template <class Config, class T, class Device = device::cpu>
 struct decoder_parameters {
   static constexpr std::size_t D = Config::width, Dd = Config::decoder_width;
   static constexpr std::size_t K = Config::vocabulary;
-  using block = transformer_block<T, Dd, Config::decoder_heads, Config::decoder_mlp_width>;
+  using block =
+      transformer_block<T, Dd, Config::decoder_heads, Config::decoder_mlp_width, Device>;
+  template <std::size_t... E>
+  using view = tensor_view<T, extents<E...>, Device>;
+  /// The same layout on another device.
+  template <class Other>
+  using on = decoder_parameters<Config, T, Other>;
 
-  tensor_view<T, extents<Dd, D>> embed_weight;  // (Dd, D)
-  tensor_view<T, extents<Dd>> embed_bias;       // (Dd)
-  tensor_view<T, extents<Dd>> mask_token;       // (Dd), named as (1, 1, Dd)
+  view<Dd, D> embed_weight;  // (Dd, D)
+  view<Dd> embed_bias;       // (Dd)
+  view<Dd> mask_token;       // (Dd), named as (1, 1, Dd)
   std::vector<typename block::parameters> blocks =
       std::vector<typename block::parameters>(Config::decoder_depth);
-  tensor_view<T, extents<Dd>> norm_weight, norm_bias;  // (Dd)
-  tensor_view<T, extents<K, Dd>> pred_weight;          // (K, Dd)
-  tensor_view<T, extents<K>> pred_bias;                // (K)
+  view<Dd> norm_weight, norm_bias;  // (Dd)
+  view<K, Dd> pred_weight;          // (K, Dd)
+  view<K> pred_bias;                // (K)
 
   // Assigning views writes elements: the struct is bound into an arena, never assigned.
   decoder_parameters& operator=(const decoder_parameters&) = delete;
@@ -80,22 +86,25 @@ struct decoder_parameters {
 };
 
 /// One branch's saved activations and workspace: n_in encoded tokens in, n_out predicted.
-template <class Config, class T, std::size_t n_in, std::size_t n_out>
+template <class Config, class T, std::size_t n_in, std::size_t n_out, class Device = device::cpu>
 struct decoder_activations {
   static constexpr std::size_t N = Config::patches, Dd = Config::decoder_width;
   static constexpr std::size_t K = Config::vocabulary;
-  using stack = transformer_stack<T, Dd, Config::decoder_heads, Config::decoder_mlp_width>;
+  using stack =
+      transformer_stack<T, Dd, Config::decoder_heads, Config::decoder_mlp_width, Device>;
+  template <std::size_t... E>
+  using view = tensor_view<T, extents<E...>, Device>;
 
   std::size_t batch = 0;
   typename stack::template activations<N> body{Config::decoder_depth};  // blocks + norm: z
-  tensor_view<T, extents<dynamic, n_in, Dd>> embedded;                  // (B, n_in, Dd)
-  tensor_view<T, extents<dynamic, n_out, Dd>> predicted;  // (B, n_out, Dd): z gathered
-  tensor_view<T, extents<dynamic, n_out, K>> logits;      // (B, n_out, K), then d_logits
-  tensor_view<T, extents<dynamic>> lse;                   // (B·n_out)
-  tensor_view<T, extents<dynamic, Dd>> pooled;            // (B, Dd)
-  tensor_view<T, extents<dynamic, N, Dd>> d_x;            // (B, N, Dd) backward's stream
-  tensor_view<T, extents<Dd>> column_sums;                // (Dd) backward's scratch
-  tensor<std::int32_t, extents<dynamic>> targets;         // (B·n_out) token ids
+  view<dynamic, n_in, Dd> embedded;                                     // (B, n_in, Dd)
+  view<dynamic, n_out, Dd> predicted;                      // (B, n_out, Dd): z gathered
+  view<dynamic, n_out, K> logits;                          // (B, n_out, K), then d_logits
+  view<dynamic> lse;                                       // (B·n_out)
+  view<dynamic, Dd> pooled;                                // (B, Dd)
+  view<dynamic, N, Dd> d_x;                                // (B, N, Dd) backward's stream
+  view<Dd> column_sums;                                    // (Dd) backward's scratch
+  tensor<std::int32_t, extents<dynamic>, Device> targets;  // (B·n_out) token ids
 
   decoder_activations() = default;
   explicit decoder_activations(std::size_t batch_size) { resize(batch_size); }
@@ -105,7 +114,7 @@ struct decoder_activations {
   void resize(std::size_t batch_size) {
     resize_arena<T>(*this, memory_, batch_size);
     if (targets.size() != batch_size * n_out)
-      targets = tensor<std::int32_t, extents<dynamic>>(batch_size * n_out);
+      targets = tensor<std::int32_t, extents<dynamic>, Device>(batch_size * n_out);
   }
 
   void bind(arena_cursor<T>& a) {
@@ -121,26 +130,30 @@ struct decoder_activations {
   }
 
  private:
-  buffer<T, device::cpu> memory_;
+  buffer<T, Device> memory_;
 };
 
-template <class Config, class T = float>
-class splitmask_decoder : public parameter_store<decoder_parameters<Config, T>, T> {
+template <class Config, class T = float, class Device = device::cpu>
+class splitmask_decoder
+    : public parameter_store<decoder_parameters<Config, T, Device>, T, Device> {
  public:
-  using parameters = decoder_parameters<Config, T>;
-  using store = parameter_store<parameters, T>;
+  using device_type = Device;
+  using parameters = decoder_parameters<Config, T, Device>;
+  using store = parameter_store<parameters, T, Device>;
   using block = typename parameters::block;
-  using stack =
-      transformer_stack<T, Config::decoder_width, Config::decoder_heads, Config::decoder_mlp_width>;
+  using stack = transformer_stack<T, Config::decoder_width, Config::decoder_heads,
+                                  Config::decoder_mlp_width, Device>;
   template <std::size_t n_in, std::size_t n_out>
-  using activations = decoder_activations<Config, T, n_in, n_out>;
+  using activations = decoder_activations<Config, T, n_in, n_out, Device>;
   static constexpr std::size_t N = Config::patches, D = Config::width;
   static constexpr std::size_t Dd = Config::decoder_width, K = Config::vocabulary;
 
   /// Allocates parameters and gradients and initialises the parameters from `seed` (on RNG
   /// streams apart from the encoder's).
   explicit splitmask_decoder(std::uint64_t seed = 0) : store(seed, std::uint64_t{1} << 32) {
-    sincos_position_embedding<Config::grid>(position_);
+    tensor<T, extents<N, Dd>> host;
+    sincos_position_embedding<Config::grid>(host);
+    copy(position_, host);
   }
 
   static constexpr std::size_t parameter_count() { return Config::decoder_parameters; }
@@ -211,7 +224,7 @@ class splitmask_decoder : public parameter_store<decoder_parameters<Config, T>, 
   using store::grads_;
   using store::params_;
 
-  tensor<T, extents<N, Dd>> position_;  // fixed 2-D sin-cos, (N, Dd)
+  tensor<T, extents<N, Dd>, Device> position_;  // fixed 2-D sin-cos, (N, Dd)
 };
 
 }  // namespace splitmask

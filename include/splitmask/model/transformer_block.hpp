@@ -1,7 +1,8 @@
 // The pre-norm Transformer block of ViT, shared by the encoder and the SplitMask decoder:
 //   x += proj(attention(qkv(LN1(x))));   x += fc2(GELU(fc1(LN2(x))))
 // with the residual adds fused into the projections' GEMMs. Parameters, saved activations and
-// the workspace are views into arenas; the token count n is a compile-time constant.
+// the workspace are views into arenas on the block's device; the token count n is a
+// compile-time constant.
 //
 // Legend: B batch, n tokens (N, N_A or N_B), D width, H heads, Dh = D/H, M MLP width.
 #pragma once
@@ -18,10 +19,10 @@
 
 namespace splitmask {
 
-template <class T, std::size_t D, std::size_t H, std::size_t M>
+template <class T, std::size_t D, std::size_t H, std::size_t M, class Device = device::cpu>
 struct transformer_block {
   template <std::size_t... E>
-  using view = tensor_view<T, extents<E...>>;
+  using view = tensor_view<T, extents<E...>, Device>;
 
   /// The block's parameters (and, as a second instance, their gradients); timm's names.
   struct parameters {
@@ -79,7 +80,7 @@ struct transformer_block {
     view<dynamic, n, 1> norm1_mean, norm1_rstd;  // (B, n, 1)
     view<dynamic, n, D> norm1_out;               // (B, n, D)
     view<dynamic, n, 3 * D> qkv;                 // (B, n, 3D)
-    attention_saved<T, n, D, H> attention;       // probs (B·H, n, n)
+    attention_saved<T, n, D, H, Device> attention;  // probs (B·H, n, n)
     view<dynamic, n, D> attention_out;           // (B, n, D) before the projection
     view<dynamic, n, D> middle;                  // (B, n, D) the residual stream after attention
     view<dynamic, n, 1> norm2_mean, norm2_rstd;  // (B, n, 1)
@@ -112,7 +113,7 @@ struct transformer_block {
   struct workspace {
     std::size_t batch = 0;
     view<dynamic, n, 3 * D> d_qkv;            // (B, n, 3D)
-    attention_scratch<T, n, D, H> attention;  // (B·H, n, n)
+    attention_scratch<T, n, D, H, Device> attention;  // (B·H, n, n)
     view<dynamic, n, D> d_tokens;             // (B, n, D) d(attention_out), then d(norm out)
     view<dynamic, n, M> d_hidden;             // (B, n, M) d(gelu_out), then d(fc1_out)
 

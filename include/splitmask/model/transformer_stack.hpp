@@ -15,9 +15,11 @@
 
 namespace splitmask {
 
-template <class T, std::size_t D, std::size_t H, std::size_t M>
+template <class T, std::size_t D, std::size_t H, std::size_t M, class Device = device::cpu>
 struct transformer_stack {
-  using block = transformer_block<T, D, H, M>;
+  using block = transformer_block<T, D, H, M, Device>;
+  template <std::size_t... E>
+  using view = tensor_view<T, extents<E...>, Device>;
   using block_parameters = std::vector<typename block::parameters>;
 
   /// Saved activations and workspace for `depth` blocks on n tokens.
@@ -26,15 +28,15 @@ struct transformer_stack {
     std::size_t batch = 0;
     std::vector<typename block::template activations<n>> blocks;
     typename block::template workspace<n> workspace;
-    tensor_view<T, extents<dynamic, n, D>> final_input;           // (B, n, D) last block's output
-    tensor_view<T, extents<dynamic, n, 1>> norm_mean, norm_rstd;  // (B, n, 1)
-    tensor_view<T, extents<dynamic, n, D>> output;                // (B, n, D) after the norm
+    view<dynamic, n, D> final_input;           // (B, n, D) last block's output
+    view<dynamic, n, 1> norm_mean, norm_rstd;  // (B, n, 1)
+    view<dynamic, n, D> output;                // (B, n, D) after the norm
 
     explicit activations(std::size_t depth) : blocks(depth) {}
     activations& operator=(const activations&) = delete;  // views: bound, never assigned
 
     /// The stack's input, (B, n, D): write it before forward.
-    const tensor_view<T, extents<dynamic, n, D>>& input() const { return blocks.front().input; }
+    const view<dynamic, n, D>& input() const { return blocks.front().input; }
 
     void bind(arena_cursor<T>& a) {
       for (auto& b : blocks) {

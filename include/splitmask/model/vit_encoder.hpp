@@ -2,6 +2,7 @@
 // final LayerNorm, run on any number n of tokens fixed at compile time (N for whole images, N_A
 // or N_B for SplitMask's subsets). Parameters and gradients are two arenas of the same layout;
 // each encoder_activations owns the saved activations and workspace for one n and one batch.
+// Everything lives on the Device of the template (the host's by default).
 //
 //   images (B, C, S, S)   patches (B, N, C·P·P)   tokens (B, N, D)   x, out (B, n, D)
 #pragma once
@@ -31,20 +32,25 @@
 namespace splitmask {
 
 /// The encoder's parameters (one instance) or their gradients (another), with timm's names.
-template <class Config, class T>
+template <class Config, class T, class Device = device::cpu>
 struct encoder_parameters {
   static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
   static constexpr std::size_t N = Config::patches, D = Config::width;
   static constexpr std::size_t patch_length = Config::patch_length;
-  using block = transformer_block<T, D, Config::heads, Config::mlp_width>;
+  using block = transformer_block<T, D, Config::heads, Config::mlp_width, Device>;
   static constexpr bool learned_position = Config::position == position_embedding::learned;
+  template <std::size_t... E>
+  using view = tensor_view<T, extents<E...>, Device>;
+  /// The same layout on another device.
+  template <class Other>
+  using on = encoder_parameters<Config, T, Other>;
 
-  tensor_view<T, extents<D, patch_length>> patch_embed_weight;  // (D, C·P·P) = (D, C, P, P)
-  tensor_view<T, extents<D>> patch_embed_bias;                  // (D)
-  tensor_view<T, extents<N, D>> position;                       // (N, D), learned only
+  view<D, patch_length> patch_embed_weight;  // (D, C·P·P) = (D, C, P, P)
+  view<D> patch_embed_bias;                  // (D)
+  view<N, D> position;                       // (N, D), learned only
   std::vector<typename block::parameters> blocks =
       std::vector<typename block::parameters>(Config::depth);
-  tensor_view<T, extents<D>> norm_weight, norm_bias;  // (D)
+  view<D> norm_weight, norm_bias;  // (D)
 
   // Assigning views writes elements: the struct is bound into an arena, never assigned.
   encoder_parameters& operator=(const encoder_parameters&) = delete;
@@ -79,11 +85,11 @@ struct encoder_parameters {
 /// Saved activations and workspace of the encoder for n tokens per image and a batch, in an
 /// arena of their own (the stack's fields: blocks, workspace, final_input, norm statistics,
 /// output).
-template <class Config, class T, std::size_t n>
-struct encoder_activations : transformer_stack<T, Config::width, Config::heads,
-                                               Config::mlp_width>::template activations<n> {
-  using base = typename transformer_stack<T, Config::width, Config::heads,
-                                          Config::mlp_width>::template activations<n>;
+template <class Config, class T, std::size_t n, class Device = device::cpu>
+struct encoder_activations : transformer_stack<T, Config::width, Config::heads, Config::mlp_width,
+                                               Device>::template activations<n> {
+  using base = typename transformer_stack<T, Config::width, Config::heads, Config::mlp_width,
+                                          Device>::template activations<n>;
 
   encoder_activations() : base(Config::depth) {}
   explicit encoder_activations(std::size_t batch_size) : base(Config::depth) { resize(batch_size); }
@@ -101,23 +107,24 @@ struct encoder_activations : transformer_stack<T, Config::width, Config::heads,
   std::size_t bytes() const { return memory_.size() * sizeof(T); }
 
  private:
-  buffer<T, device::cpu> memory_;
+  buffer<T, Device> memory_;
 };
 
-template <class Config, class T = float>
-class vit_encoder : public parameter_store<encoder_parameters<Config, T>, T> {
+template <class Config, class T = float, class Device = device::cpu>
+class vit_encoder : public parameter_store<encoder_parameters<Config, T, Device>, T, Device> {
   static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
   static_assert(std::is_floating_point_v<T>, "splitmask: the encoder computes in float or double");
 
  public:
   using config = Config;
   using value_type = T;
-  using parameters = encoder_parameters<Config, T>;
-  using store = parameter_store<parameters, T>;
+  using device_type = Device;
+  using parameters = encoder_parameters<Config, T, Device>;
+  using store = parameter_store<parameters, T, Device>;
   template <std::size_t n>
-  using activations = encoder_activations<Config, T, n>;
+  using activations = encoder_activations<Config, T, n, Device>;
   using block = typename parameters::block;
-  using stack = transformer_stack<T, Config::width, Config::heads, Config::mlp_width>;
+  using stack = transformer_stack<T, Config::width, Config::heads, Config::mlp_width, Device>;
   static constexpr std::size_t N = Config::patches, D = Config::width;
   static constexpr std::size_t C = Config::channels, S = Config::image_size;
   static constexpr std::size_t P = Config::patch_size, patch_length = Config::patch_length;
@@ -127,15 +134,18 @@ class vit_encoder : public parameter_store<encoder_parameters<Config, T>, T> {
 
   /// Allocates parameters and gradients and initialises the parameters from `seed`.
   explicit vit_encoder(std::uint64_t seed = 0) : store(seed, 0) {
-    if constexpr (Config::position == position_embedding::sincos)
-      sincos_position_embedding<Config::grid>(fixed_position_);
+    if constexpr (Config::position == position_embedding::sincos) {
+      tensor<T, extents<N, D>> host;
+      sincos_position_embedding<Config::grid>(host);
+      copy(fixed_position_, host);
+    }
   }
 
   /// Number of parameters (without the arena's alignment padding).
   static constexpr std::size_t parameter_count() { return Config::encoder_parameters; }
 
   /// The positional embedding added to the tokens: fixed sin-cos or the learned parameter.
-  tensor_view<const T, extents<N, D>> position() const {
+  tensor_view<const T, extents<N, D>, Device> position() const {
     if constexpr (Config::position == position_embedding::learned) {
       return params_.position;
     } else {
@@ -180,7 +190,7 @@ class vit_encoder : public parameter_store<encoder_parameters<Config, T>, T> {
 
   /// Runs the blocks and the final LayerNorm on x (B, n, D); returns act.output.
   template <std::size_t n, class X>
-  tensor_view<T, extents<dynamic, n, D>> forward(activations<n>& act, const X& x) const {
+  tensor_view<T, extents<dynamic, n, D>, Device> forward(activations<n>& act, const X& x) const {
     const auto vx = x.view();
     static_assert(std::is_same_v<typename decltype(vx)::extents_type, extents<dynamic, n, D>>,
                   "splitmask::vit_encoder::forward: x must be (B, n, D) for activations<n>");
@@ -212,7 +222,7 @@ class vit_encoder : public parameter_store<encoder_parameters<Config, T>, T> {
   using store::grads_;
   using store::params_;
 
-  tensor<T, extents<N, D>> fixed_position_;
+  tensor<T, extents<N, D>, Device> fixed_position_;
 };
 
 /// The representation used downstream: the mean over all N patches of the encoder's output

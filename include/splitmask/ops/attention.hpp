@@ -4,6 +4,7 @@
 // thread pool that reads its q, k, v in place (strided rows of qkv), keeps its n x n scores in
 // cache and writes its columns of the output: no head copies, no n x n pass over memory beyond
 // the saved probabilities. The products are Eigen's, with every extent known at compile time.
+// Tensors of other devices go to detail::device_ops.
 //
 //   qkv (B, n, 3D)   out (B, n, D)   probs, d_probs (B·H, n, n)
 #pragma once
@@ -22,20 +23,20 @@
 namespace splitmask {
 
 /// What attention_forward saves for backward, besides qkv itself (views into an arena).
-template <class T, std::size_t N, std::size_t D, std::size_t H>
+template <class T, std::size_t N, std::size_t D, std::size_t H, class Device = device::cpu>
 struct attention_saved {
   static_assert(D % H == 0, "splitmask: the width must be divisible by the heads");
   static constexpr std::size_t head_width = D / H;
-  tensor_view<T, extents<dynamic, N, N>> probs;  // (B·H, n, n): softmax(q k^T / sqrt(Dh))
+  tensor_view<T, extents<dynamic, N, N>, Device> probs;  // (B·H, n, n): softmax(q k^T / sqrt(Dh))
 
   // Assigning views writes elements: a struct of views is bound, never assigned.
   attention_saved& operator=(const attention_saved&) = delete;
 };
 
 /// Backward's temporary (a view into a workspace that all blocks share).
-template <class T, std::size_t N, std::size_t D, std::size_t H>
+template <class T, std::size_t N, std::size_t D, std::size_t H, class Device = device::cpu>
 struct attention_scratch {
-  tensor_view<T, extents<dynamic, N, N>> d_probs;  // (B·H, n, n)
+  tensor_view<T, extents<dynamic, N, N>, Device> d_probs;  // (B·H, n, n)
 
   attention_scratch& operator=(const attention_scratch&) = delete;  // see attention_saved
 };
@@ -47,9 +48,9 @@ template <class T, std::size_t R, std::size_t C>
 using small_matrix =
     Eigen::Matrix<T, int(R), int(C), (C == 1 && R != 1) ? Eigen::ColMajor : Eigen::RowMajor>;
 template <class M, std::size_t Stride>  // M: a small_matrix, const for read-only memory
-using strided_rows = Eigen::Map<M, Eigen::Unaligned,
-                                Eigen::Stride<M::IsRowMajor ? int(Stride) : 0,
-                                              M::IsRowMajor ? 0 : int(Stride)>>;
+using strided_rows =
+    Eigen::Map<M, Eigen::Unaligned,
+               Eigen::Stride<M::IsRowMajor ? int(Stride) : 0, M::IsRowMajor ? 0 : int(Stride)>>;
 
 // row = softmax(scale * row), stable (the maximum subtracted first).
 template <class T>
@@ -80,11 +81,11 @@ void check_heads(const Probs& probs, std::size_t batch, std::size_t heads, const
 
 /// out = concat over heads of softmax(q k^T / sqrt(Dh)) v, with q, k, v the heads of qkv.
 /// Backward needs qkv and saved.probs as they are on return.
-template <class T, std::size_t N, std::size_t D, std::size_t H, class Out, class Qkv>
-void attention_forward(Out&& out, const attention_saved<T, N, D, H>& saved, const Qkv& qkv) {
+template <class T, std::size_t N, std::size_t D, std::size_t H, class Dev, class Out, class Qkv>
+void attention_forward(Out&& out, const attention_saved<T, N, D, H, Dev>& saved, const Qkv& qkv) {
   const auto vo = out.view();
   const auto vqkv = qkv.view();
-  detail::require_host<decltype(vo), decltype(vqkv)>();
+  using Device = detail::device_of_t<decltype(vo), decltype(vqkv)>;
   static_assert(
       std::is_same_v<typename decltype(vo)::extents_type, extents<dynamic, N, D>> &&
           std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
@@ -94,67 +95,78 @@ void attention_forward(Out&& out, const attention_saved<T, N, D, H>& saved, cons
   if (vqkv.batch() != batch)
     throw shape_error("splitmask::attention_forward: out and qkv disagree on the batch");
   detail::check_heads(saved.probs, batch, H, "attention_forward");
-  const T scale = T(1) / std::sqrt(T(Dh));
-  detail::parallel_for(batch * H, N * N * Dh, [&](std::size_t bh) {
-    const std::size_t b = bh / H, h = bh % H;
-    const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
-    using head = detail::small_matrix<T, N, Dh>;
-    const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
-    T* p_data = saved.probs.data() + bh * N * N;
-    Eigen::Map<detail::small_matrix<T, N, N>> p(p_data);
-    p.noalias() = q * k.transpose();
-    for (std::size_t i = 0; i < N; ++i) detail::softmax_row(p_data + i * N, N, scale);
-    detail::strided_rows<head, D> o(vo.data() + b * N * D + h * Dh);
-    o.noalias() = p * v;
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template attention_forward<T, N, D, H>(
+        vo.data(), saved.probs.data(), vqkv.data(), batch);
+  } else {
+    const T scale = T(1) / std::sqrt(T(Dh));
+    detail::parallel_for(batch * H, N * N * Dh, [&](std::size_t bh) {
+      const std::size_t b = bh / H, h = bh % H;
+      const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
+      using head = detail::small_matrix<T, N, Dh>;
+      const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
+      T* p_data = saved.probs.data() + bh * N * N;
+      Eigen::Map<detail::small_matrix<T, N, N>> p(p_data);
+      p.noalias() = q * k.transpose();
+      for (std::size_t i = 0; i < N; ++i) detail::softmax_row(p_data + i * N, N, scale);
+      detail::strided_rows<head, D> o(vo.data() + b * N * D + h * Dh);
+      o.noalias() = p * v;
+    });
+  }
 }
 
 /// d_qkv (written) from d_out, the gradient of attention_forward's out; qkv and saved as the
 /// forward left them.
 ///   dP = dO v^T, dS = P * (dP - rowsum(dP * P)), dq = dS k / sqrt(Dh), dk = dS^T q / sqrt(Dh),
 ///   dv = P^T dO.
-template <class T, std::size_t N, std::size_t D, std::size_t H, class DQkv, class DOut, class Qkv>
-void attention_backward(DQkv&& d_qkv, const attention_scratch<T, N, D, H>& scratch,
-                        const DOut& d_out, const attention_saved<T, N, D, H>& saved,
+template <class T, std::size_t N, std::size_t D, std::size_t H, class Dev, class DQkv, class DOut,
+          class Qkv>
+void attention_backward(DQkv&& d_qkv, const attention_scratch<T, N, D, H, Dev>& scratch,
+                        const DOut& d_out, const attention_saved<T, N, D, H, Dev>& saved,
                         const Qkv& qkv) {
   const auto vd = d_qkv.view();
   const auto vdo = d_out.view();
   const auto vqkv = qkv.view();
-  detail::require_host<decltype(vd), decltype(vdo), decltype(vqkv)>();
-  static_assert(std::is_same_v<typename decltype(vdo)::extents_type, extents<dynamic, N, D>> &&
-                    std::is_same_v<typename decltype(vd)::extents_type, extents<dynamic, N, 3 * D>> &&
-                    std::is_same_v<typename decltype(vqkv)::extents_type,
-                                   extents<dynamic, N, 3 * D>>,
-                "splitmask::attention_backward: d_out is (B, n, D), d_qkv and qkv (B, n, 3D)");
+  using Device = detail::device_of_t<decltype(vd), decltype(vdo), decltype(vqkv)>;
+  static_assert(
+      std::is_same_v<typename decltype(vdo)::extents_type, extents<dynamic, N, D>> &&
+          std::is_same_v<typename decltype(vd)::extents_type, extents<dynamic, N, 3 * D>> &&
+          std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
+      "splitmask::attention_backward: d_out is (B, n, D), d_qkv and qkv (B, n, 3D)");
   constexpr std::size_t Dh = D / H;
   const std::size_t batch = vdo.batch();
   if (vd.batch() != batch || vqkv.batch() != batch)
     throw shape_error("splitmask::attention_backward: d_qkv, d_out and qkv disagree on the batch");
   detail::check_heads(saved.probs, batch, H, "attention_backward");
   detail::check_heads(scratch.d_probs, batch, H, "attention_backward");
-  const T scale = T(1) / std::sqrt(T(Dh));
-  detail::parallel_for(batch * H, 2 * N * N * Dh, [&](std::size_t bh) {
-    const std::size_t b = bh / H, h = bh % H;
-    const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
-    using head = detail::small_matrix<T, N, Dh>;
-    const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
-    T* d_rows = vd.data() + b * N * 3 * D + h * Dh;
-    detail::strided_rows<head, 3 * D> dq(d_rows), dk(d_rows + D), dv(d_rows + 2 * D);
-    const detail::strided_rows<const head, D> d_o(vdo.data() + b * N * D + h * Dh);
-    const Eigen::Map<const detail::small_matrix<T, N, N>> p(saved.probs.data() + bh * N * N);
-    Eigen::Map<detail::small_matrix<T, N, N>> ds(scratch.d_probs.data() + bh * N * N);
-    ds.noalias() = d_o * v.transpose();  // dP, then dS in place
-    dv.noalias() = p.transpose() * d_o;
-    for (std::size_t i = 0; i < N; ++i) {  // softmax backward, in place
-      T* d_row = ds.data() + i * N;
-      const T* p_row = p.data() + i * N;
-      T s = 0;
-      for (std::size_t j = 0; j < N; ++j) s += d_row[j] * p_row[j];
-      for (std::size_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - s);
-    }
-    dq.noalias() = scale * (ds * k);
-    dk.noalias() = scale * (ds.transpose() * q);
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template attention_backward<T, N, D, H>(
+        vd.data(), scratch.d_probs.data(), vdo.data(), saved.probs.data(), vqkv.data(), batch);
+  } else {
+    const T scale = T(1) / std::sqrt(T(Dh));
+    detail::parallel_for(batch * H, 2 * N * N * Dh, [&](std::size_t bh) {
+      const std::size_t b = bh / H, h = bh % H;
+      const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
+      using head = detail::small_matrix<T, N, Dh>;
+      const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
+      T* d_rows = vd.data() + b * N * 3 * D + h * Dh;
+      detail::strided_rows<head, 3 * D> dq(d_rows), dk(d_rows + D), dv(d_rows + 2 * D);
+      const detail::strided_rows<const head, D> d_o(vdo.data() + b * N * D + h * Dh);
+      const Eigen::Map<const detail::small_matrix<T, N, N>> p(saved.probs.data() + bh * N * N);
+      Eigen::Map<detail::small_matrix<T, N, N>> ds(scratch.d_probs.data() + bh * N * N);
+      ds.noalias() = d_o * v.transpose();  // dP, then dS in place
+      dv.noalias() = p.transpose() * d_o;
+      for (std::size_t i = 0; i < N; ++i) {  // softmax backward, in place
+        T* d_row = ds.data() + i * N;
+        const T* p_row = p.data() + i * N;
+        T s = 0;
+        for (std::size_t j = 0; j < N; ++j) s += d_row[j] * p_row[j];
+        for (std::size_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - s);
+      }
+      dq.noalias() = scale * (ds * k);
+      dk.noalias() = scale * (ds.transpose() * q);
+    });
+  }
 }
 
 }  // namespace splitmask

@@ -1,5 +1,6 @@
 // What the model's ops share: the write mode of their outputs, row views of token tensors, the
-// CPU parallel loop, and the check that an op runs on the host.
+// CPU parallel loop, and the dispatch by device: each op runs its host code on device::cpu
+// tensors and hands other devices' to detail::device_ops<Device> (backend/cuda/ops.cuh).
 //
 // Conventions of every op: parameter gradients accumulate (+=; zero them once per step);
 // input gradients are written (=) unless the op takes a write_mode, which the residual stream
@@ -10,6 +11,7 @@
 #include <type_traits>
 
 #include "splitmask/backend/cpu/evaluate.hpp"
+#include "splitmask/core/backend.hpp"
 #include "splitmask/core/config.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/extents.hpp"
@@ -33,12 +35,24 @@ auto as_rows(X&& x) {
 
 namespace detail {
 
-/// The model's ops are written for the host; the CUDA path specialises them separately.
+/// The device of an op's tensors, which must all live on it.
+template <class First, class... Views>
+struct device_of {
+  using type = typename std::decay_t<First>::device_type;
+  static_assert((std::is_same_v<typename std::decay_t<Views>::device_type, type> && ...),
+                "splitmask: an op's tensors must all live on one device; copy() them first");
+};
+template <class... Views>
+using device_of_t = typename device_of<Views...>::type;
+
+/// Whether an op on these tensors runs its host code (else device_ops<device>).
+template <class... Views>
+inline constexpr bool on_host_v = std::is_same_v<device_of_t<Views...>, device::cpu>;
+
+/// For host-only code (initialisers, the k-means refinement): a compile error on device tensors.
 template <class... Views>
 constexpr void require_host() {
-  static_assert((std::is_same_v<typename std::decay_t<Views>::device_type, device::cpu> && ...),
-                "splitmask: this op runs on device::cpu tensors; its CUDA version is not "
-                "written yet");
+  static_assert(on_host_v<Views...>, "splitmask: this function works on device::cpu tensors");
 }
 
 /// Runs f(i) for i in [0, n); on the OpenMP pool when n * cost (elements touched) is large.

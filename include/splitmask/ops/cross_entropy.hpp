@@ -1,7 +1,8 @@
 // Softmax cross-entropy over rows of logits, fused and stable (log-sum-exp): the classifier
 // head's loss here, the SplitMask decoder's over K token ids later. Forward saves each row's
 // log-sum-exp; backward rebuilds the probabilities from it instead of storing them. float rows
-// take the vectorised exp of backend/cpu/simd.hpp.
+// take the vectorised exp of backend/cpu/simd.hpp; other devices' tensors go to
+// detail::device_ops, which checks the targets on the device.
 //
 //   logits, d_logits (M, K)   targets (M) integers in [0, K)   lse (M)
 #pragma once
@@ -39,7 +40,7 @@ double cross_entropy_forward(Lse&& lse, const Logits& logits, const Targets& tar
   const auto vl = as_rows(logits);
   const auto vt = targets.view();
   const auto vs = lse.view();
-  detail::require_host<decltype(vl), decltype(vt), decltype(vs)>();
+  using Device = detail::device_of_t<decltype(vl), decltype(vt), decltype(vs)>;
   using T = typename decltype(vl)::value_type;
   constexpr std::size_t K = decltype(vl)::extents_type::last;
   const std::size_t rows = vl.extents().leading();
@@ -47,9 +48,13 @@ double cross_entropy_forward(Lse&& lse, const Logits& logits, const Targets& tar
     throw shape_error("splitmask::cross_entropy_forward: " + std::to_string(rows) +
                       " rows of logits, " + std::to_string(vt.size()) + " targets, " +
                       std::to_string(vs.size()) + " log-sum-exp slots");
-  detail::check_targets<K>(vt, "cross_entropy_forward");
-  double total = 0;
-  [[maybe_unused]] const bool use_threads = backend::cpu::run_parallel(rows * K);
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    return detail::device_ops<Device>::template cross_entropy_forward<T, K>(vs.data(), vl.data(),
+                                                                            vt.data(), rows);
+  } else {
+    detail::check_targets<K>(vt, "cross_entropy_forward");
+    double total = 0;
+    [[maybe_unused]] const bool use_threads = backend::cpu::run_parallel(rows * K);
   SPLITMASK_OMP(parallel for reduction(+ : total) if (use_threads))
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
     const auto r = static_cast<std::size_t>(i);
@@ -67,6 +72,7 @@ double cross_entropy_forward(Lse&& lse, const Logits& logits, const Targets& tar
     total += static_cast<double>(l - row[vt.data()[r]]);
   }
   return rows ? total / static_cast<double>(rows) : 0.0;
+  }
 }
 
 /// d_logits = scale / M * (softmax(logits) - onehot(target)): the gradient of `scale` times the
@@ -78,7 +84,7 @@ void cross_entropy_backward(DLogits&& d_logits, const Logits& logits, const Lse&
   const auto vl = as_rows(logits);
   const auto vt = targets.view();
   const auto vs = lse.view();
-  detail::require_host<decltype(vd), decltype(vl), decltype(vt), decltype(vs)>();
+  using Device = detail::device_of_t<decltype(vd), decltype(vl), decltype(vt), decltype(vs)>;
   using T = typename decltype(vl)::value_type;
   constexpr std::size_t K = decltype(vl)::extents_type::last;
   const std::size_t rows = vl.extents().leading();
@@ -86,22 +92,27 @@ void cross_entropy_backward(DLogits&& d_logits, const Logits& logits, const Lse&
     throw shape_error(
         "splitmask::cross_entropy_backward: logits, gradient, targets and lse "
         "disagree on rows");
-  detail::check_targets<K>(vt, "cross_entropy_backward");
   const T g = rows ? T(scale / static_cast<double>(rows)) : T(0);
-  detail::parallel_for(rows, 2 * K, [&](std::size_t r) {
-    const T* row = vl.data() + r * K;
-    T* out = vd.data() + r * K;
-    const T l = vs.data()[r];
-    if constexpr (std::is_same_v<T, float>) {
-      backend::cpu::simd::for_each_pack(K, [&](std::size_t k, auto tag) {
-        namespace simd = backend::cpu::simd;
-        simd::store(out + k, g * simd::exp(simd::load(tag, row + k) - l));
-      });
-    } else {
-      for (std::size_t k = 0; k < K; ++k) out[k] = g * std::exp(row[k] - l);
-    }
-    out[vt.data()[r]] -= g;
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template cross_entropy_backward<T, K>(
+        vd.data(), vl.data(), vs.data(), vt.data(), rows, g);
+  } else {
+    detail::check_targets<K>(vt, "cross_entropy_backward");
+    detail::parallel_for(rows, 2 * K, [&](std::size_t r) {
+      const T* row = vl.data() + r * K;
+      T* out = vd.data() + r * K;
+      const T l = vs.data()[r];
+      if constexpr (std::is_same_v<T, float>) {
+        backend::cpu::simd::for_each_pack(K, [&](std::size_t k, auto tag) {
+          namespace simd = backend::cpu::simd;
+          simd::store(out + k, g * simd::exp(simd::load(tag, row + k) - l));
+        });
+      } else {
+        for (std::size_t k = 0; k < K; ++k) out[k] = g * std::exp(row[k] - l);
+      }
+      out[vt.data()[r]] -= g;
+    });
+  }
 }
 
 }  // namespace splitmask

@@ -1,13 +1,15 @@
 // Patches of an image as rows: (B, C, H, W) -> (B, N, C·P·P), token t = gy·(W/P) + gx, each row
 // ordered (c, py, px). That order makes the patch embedding a linear map whose weight (D, C·P·P)
 // is timm's convolution weight (D, C, P, P) read flat. unpatchify is the inverse; each is the
-// other's backward (a permutation of elements).
+// other's backward (a permutation of elements). Tensors of other devices go to
+// detail::device_ops.
 //
 //   images (B, C, S, S)   patches (B, N, C·P·P), N = (S/P)², S the image size
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
@@ -56,15 +58,23 @@ template <std::size_t P, bool ToPatches, class Images, class Patches>
 void move_patches(Images&& images, Patches&& patches, const char* op) {
   const auto vp = patches.view();
   const auto vi = images.view();
-  require_host<decltype(vp), decltype(vi)>();
+  using Device = device_of_t<decltype(vp), decltype(vi)>;
   using L = patch_layout<P, decltype(vi), decltype(vp)>;
   if (vp.batch() != vi.batch())
     throw shape_error(std::string("splitmask::") + op +
                       ": images and patches disagree on the batch");
-  constexpr std::size_t image_size = L::C * L::S * L::S;  // = N · C·P·P
-  parallel_for(vi.batch(), image_size, [&](std::size_t b) {
-    L::template move<ToPatches>(vi.data() + b * image_size, vp.data() + b * image_size);
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    static_assert(
+        std::is_same_v<typename decltype(vi)::value_type, typename decltype(vp)::value_type>,
+        "splitmask::patchify: images and patches of one element type");
+    device_ops<Device>::template move_patches<L::C, L::S, P, ToPatches>(vi.data(), vp.data(),
+                                                                        vi.batch());
+  } else {
+    constexpr std::size_t image_size = L::C * L::S * L::S;  // = N · C·P·P
+    parallel_for(vi.batch(), image_size, [&](std::size_t b) {
+      L::template move<ToPatches>(vi.data() + b * image_size, vp.data() + b * image_size);
+    });
+  }
 }
 }  // namespace detail
 

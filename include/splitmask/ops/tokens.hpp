@@ -1,7 +1,8 @@
 // Token subsets and pooling. SplitMask runs the encoder on a subset of each image's patches:
 // gather picks n of the N token rows per image by position, scatter puts n rows back (the
 // decoder places encoded tokens at their positions); each is the other's backward.
-// mean_tokens pools an image's tokens into one descriptor.
+// mean_tokens pools an image's tokens into one descriptor. Tensors of other devices go to
+// detail::device_ops, whose kernels check the positions on the device.
 //
 //   all (B, N, D)   subset (B, n, D)   index (B, n) positions in [0, N)   pooled (B, D)
 #pragma once
@@ -36,6 +37,7 @@ struct token_subset_shapes {
       throw shape_error(std::string("splitmask::") + op + ": subset " + to_string(sub.extents()) +
                         ", tokens " + to_string(all.extents()) + " and index " +
                         to_string(index.extents()) + " disagree on the batch");
+    if constexpr (!on_host_v<Index>) return;  // the device's kernels check the positions
     for (std::size_t i = 0; i < index.size(); ++i) {
       const auto p = index.data()[i];
       if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= tokens)
@@ -52,16 +54,21 @@ void gather_tokens(Sub&& subset, const All& all, const Index& index) {
   const auto vs = subset.view();
   const auto va = all.view();
   const auto vi = index.view();
-  detail::require_host<decltype(vs), decltype(va), decltype(vi)>();
+  using Device = detail::device_of_t<decltype(vs), decltype(va), decltype(vi)>;
   using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
   S::check(vs, va, vi, "gather_tokens");
-  detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
-    for (std::size_t i = 0; i < S::n; ++i) {
-      const auto* src = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
-      auto* dst = vs.data() + (b * S::n + i) * S::width;
-      for (std::size_t c = 0; c < S::width; ++c) dst[c] = src[c];
-    }
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template gather_tokens<S::tokens, S::n, S::width>(
+        vs.data(), va.data(), vi.data(), vs.batch());
+  } else {
+    detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
+      for (std::size_t i = 0; i < S::n; ++i) {
+        const auto* src = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
+        auto* dst = vs.data() + (b * S::n + i) * S::width;
+        for (std::size_t c = 0; c < S::width; ++c) dst[c] = src[c];
+      }
+    });
+  }
 }
 
 /// all(b, index(b, i), :) = subset(b, i, :), or += with write_mode::accumulate (gather's
@@ -73,17 +80,22 @@ void scatter_tokens(All&& all, const Sub& subset, const Index& index,
   const auto vs = subset.view();
   const auto va = all.view();
   const auto vi = index.view();
-  detail::require_host<decltype(vs), decltype(va), decltype(vi)>();
+  using Device = detail::device_of_t<decltype(vs), decltype(va), decltype(vi)>;
   using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
   S::check(vs, va, vi, "scatter_tokens");
   const bool add = mode == write_mode::accumulate;
-  detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
-    for (std::size_t i = 0; i < S::n; ++i) {
-      const auto* src = vs.data() + (b * S::n + i) * S::width;
-      auto* dst = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
-      for (std::size_t c = 0; c < S::width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
-    }
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template scatter_tokens<S::tokens, S::n, S::width>(
+        va.data(), vs.data(), vi.data(), vs.batch(), add);
+  } else {
+    detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
+      for (std::size_t i = 0; i < S::n; ++i) {
+        const auto* src = vs.data() + (b * S::n + i) * S::width;
+        auto* dst = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
+        for (std::size_t c = 0; c < S::width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
+      }
+    });
+  }
 }
 
 /// targets(b·n + i) = ids(b, index(b, i)): the token ids at a subset's positions, in the row
@@ -93,7 +105,7 @@ void gather_ids(Targets&& targets, const Ids& ids, const Index& index) {
   const auto vt = targets.view();
   const auto vi = ids.view();
   const auto vx = index.view();
-  detail::require_host<decltype(vt), decltype(vi), decltype(vx)>();
+  using Device = detail::device_of_t<decltype(vt), decltype(vi), decltype(vx)>;
   constexpr std::size_t N = decltype(vi)::extents_type::last;
   constexpr std::size_t n = decltype(vx)::extents_type::last;
   static_assert(decltype(vi)::extents_type::rank == 2 && decltype(vx)::extents_type::rank == 2,
@@ -103,14 +115,18 @@ void gather_ids(Targets&& targets, const Ids& ids, const Index& index) {
     throw shape_error("splitmask::gather_ids: ids " + to_string(vi.extents()) + ", index " +
                       to_string(vx.extents()) + " and " + std::to_string(vt.size()) +
                       " targets disagree");
-  for (std::size_t b = 0; b < batch; ++b)
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto p = vx.data()[b * n + i];
-      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N)
-        throw shape_error("splitmask::gather_ids: position " + std::to_string(p) +
-                          " is outside [0, " + std::to_string(N) + ")");
-      vt.data()[b * n + i] = vi.data()[b * N + static_cast<std::size_t>(p)];
-    }
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template gather_ids<N, n>(vt.data(), vi.data(), vx.data(), batch);
+  } else {
+    for (std::size_t b = 0; b < batch; ++b)
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto p = vx.data()[b * n + i];
+        if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N)
+          throw shape_error("splitmask::gather_ids: position " + std::to_string(p) +
+                            " is outside [0, " + std::to_string(N) + ")");
+        vt.data()[b * n + i] = vi.data()[b * N + static_cast<std::size_t>(p)];
+      }
+  }
 }
 
 /// pooled(b, :) = the mean over t of tokens(b, t, :).
@@ -118,7 +134,7 @@ template <class Pooled, class Tokens>
 void mean_tokens_forward(Pooled&& pooled, const Tokens& tokens) {
   const auto vp = pooled.view();
   const auto vt = tokens.view();
-  detail::require_host<decltype(vp), decltype(vt)>();
+  using Device = detail::device_of_t<decltype(vp), decltype(vt)>;
   using ET = typename decltype(vt)::extents_type;
   using T = typename decltype(vp)::value_type;
   constexpr std::size_t n = ET::static_extent(1), D = ET::last;
@@ -126,15 +142,20 @@ void mean_tokens_forward(Pooled&& pooled, const Tokens& tokens) {
                 "splitmask::mean_tokens_forward: pooled is (B, D) for tokens (B, n, D)");
   if (vp.batch() != vt.batch())
     throw shape_error("splitmask::mean_tokens_forward: pooled and tokens disagree on the batch");
-  detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
-    T* out = vp.data() + b * D;
-    for (std::size_t c = 0; c < D; ++c) out[c] = 0;
-    for (std::size_t t = 0; t < n; ++t) {
-      const T* row = vt.data() + (b * n + t) * D;
-      for (std::size_t c = 0; c < D; ++c) out[c] += row[c];
-    }
-    for (std::size_t c = 0; c < D; ++c) out[c] /= T(n);
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template mean_tokens_forward<n, D>(vp.data(), vt.data(),
+                                                                   vt.batch());
+  } else {
+    detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
+      T* out = vp.data() + b * D;
+      for (std::size_t c = 0; c < D; ++c) out[c] = 0;
+      for (std::size_t t = 0; t < n; ++t) {
+        const T* row = vt.data() + (b * n + t) * D;
+        for (std::size_t c = 0; c < D; ++c) out[c] += row[c];
+      }
+      for (std::size_t c = 0; c < D; ++c) out[c] /= T(n);
+    });
+  }
 }
 
 /// d_tokens(b, t, :) = d_pooled(b, :) / n (written, or added with write_mode::accumulate).
@@ -143,7 +164,7 @@ void mean_tokens_backward(DTokens&& d_tokens, const DPooled& d_pooled,
                           write_mode mode = write_mode::overwrite) {
   const auto vt = d_tokens.view();
   const auto vp = d_pooled.view();
-  detail::require_host<decltype(vp), decltype(vt)>();
+  using Device = detail::device_of_t<decltype(vp), decltype(vt)>;
   using ET = typename decltype(vt)::extents_type;
   using T = typename decltype(vt)::value_type;
   constexpr std::size_t n = ET::static_extent(1), D = ET::last;
@@ -152,13 +173,18 @@ void mean_tokens_backward(DTokens&& d_tokens, const DPooled& d_pooled,
   if (vp.batch() != vt.batch())
     throw shape_error("splitmask::mean_tokens_backward: the gradients disagree on the batch");
   const bool add = mode == write_mode::accumulate;
-  detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
-    const T* in = vp.data() + b * D;
-    for (std::size_t t = 0; t < n; ++t) {
-      T* row = vt.data() + (b * n + t) * D;
-      for (std::size_t c = 0; c < D; ++c) row[c] = (add ? row[c] : T(0)) + in[c] / T(n);
-    }
-  });
+  if constexpr (!std::is_same_v<Device, device::cpu>) {
+    detail::device_ops<Device>::template mean_tokens_backward<n, D>(vt.data(), vp.data(),
+                                                                    vt.batch(), add);
+  } else {
+    detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
+      const T* in = vp.data() + b * D;
+      for (std::size_t t = 0; t < n; ++t) {
+        T* row = vt.data() + (b * n + t) * D;
+        for (std::size_t c = 0; c < D; ++c) row[c] = (add ? row[c] : T(0)) + in[c] / T(n);
+      }
+    });
+  }
 }
 
 }  // namespace splitmask

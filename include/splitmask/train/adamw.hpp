@@ -5,11 +5,14 @@
 // learning rate (fine-tuning's layer-wise decay): its step and its decay use lr·lr_scale.
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²;  p -= lr / (1 - b1^t) · m / (sqrt(v / (1 -
 //   b2^t)) + eps)
+// On a device (Device other than cpu) the moments live there, and detail::device_ops updates
+// every segment in one launch from a table of chunks built at the first use.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -18,8 +21,10 @@
 
 #include <Eigen/Core>
 
+#include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
+#include "splitmask/tensor/storage.hpp"
 #include "splitmask/tensor/tensor.hpp"
 
 namespace splitmask {
@@ -29,9 +34,10 @@ struct adamw_options {
   double weight_decay = 0.05;
 };
 
-template <class T>
+template <class T, class Device = device::cpu>
 class adamw {
  public:
+  using device_type = Device;
   struct segment {
     std::string name;
     T* values;
@@ -53,6 +59,7 @@ class adamw {
       throw std::invalid_argument("splitmask::adamw: the learning-rate scale of " + name +
                                   " must be finite and >= 0");
     segments_.push_back({std::move(name), values, gradients, size, decay, total_, lr_scale});
+    chunk_table_ = {};  // a device's table is built again at its next use
     segment_sums_.push_back(0);
     total_ += size;
   }
@@ -61,6 +68,10 @@ class adamw {
   void step(double lr, double grad_scale = 1.0) {
     allocate_moments();
     ++steps_;
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::adamw_step(segments_, chunk_table_, first_.data(),
+                                             second_.data(), options_, steps_, lr, grad_scale);
+    } else {
     const double b1 = options_.beta1, b2 = options_.beta2;
     const double correction1 = 1 - std::pow(b1, double(steps_));
     const double correction2_sqrt = std::sqrt(1 - std::pow(b2, double(steps_)));
@@ -88,11 +99,15 @@ class adamw {
         pi = pi * decay - step_size * mi / (vi.sqrt() * inv_c2 + eps);
       });
     }
+    }
   }
 
   /// The global L2 norm of all registered gradients (accumulated in double): segments in
   /// parallel, their sums added in order, so any number of threads gives the same bits.
   double gradient_norm() const {
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      return detail::device_ops<Device>::adamw_gradient_norm(segments_, chunk_table_);
+    } else {
     detail::parallel_for(segments_.size(), total_ / std::max<std::size_t>(1, segments_.size()),
                          [&](std::size_t i) {
                            const segment& s = segments_[i];
@@ -104,16 +119,17 @@ class adamw {
     double sum = 0;
     for (const double part : segment_sums_) sum += part;
     return std::sqrt(sum);
+    }
   }
 
   const std::vector<segment>& segments() const { return segments_; }
   std::uint64_t steps() const { return steps_; }
   /// The moment buffers, in segment order (for checkpoints).
-  tensor_view<T, extents<dynamic>> first_moment() {
+  tensor_view<T, extents<dynamic>, Device> first_moment() {
     allocate_moments();
     return first_.view();
   }
-  tensor_view<T, extents<dynamic>> second_moment() {
+  tensor_view<T, extents<dynamic>, Device> second_moment() {
     allocate_moments();
     return second_.view();
   }
@@ -124,16 +140,17 @@ class adamw {
  private:
   void allocate_moments() {  // once, when every segment is known
     if (first_.size() == total_) return;
-    first_ = tensor<T, extents<dynamic>>(total_);
-    second_ = tensor<T, extents<dynamic>>(total_);
+    first_ = tensor<T, extents<dynamic>, Device>(total_);
+    second_ = tensor<T, extents<dynamic>, Device>(total_);
   }
 
   adamw_options options_;
   std::vector<segment> segments_;
   std::size_t total_ = 0;
   std::uint64_t steps_ = 0;
-  tensor<T, extents<dynamic>> first_, second_;
+  tensor<T, extents<dynamic>, Device> first_, second_;
   mutable std::vector<double> segment_sums_;  // gradient_norm's scratch, one per segment
+  mutable buffer<std::byte, Device> chunk_table_;  // a device's table of segment chunks
 };
 
 /// The learning rate at `step` (0-based): a linear warm-up over `warmup` steps (base/warmup at

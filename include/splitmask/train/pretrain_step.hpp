@@ -111,8 +111,8 @@ struct same_learning_rate {
 /// Registers every tensor of a model (anything with params(), flat_params(), flat_grads())
 /// with the optimiser; weight decay follows each tensor's role, and lr_scale(name) scales its
 /// learning rate (fine-tuning's layer-wise decay).
-template <class T, class Model, class LrScale = same_learning_rate>
-void register_parameters(adamw<T>& optimizer, const Model& model, LrScale lr_scale = {}) {
+template <class T, class Device, class Model, class LrScale = same_learning_rate>
+void register_parameters(adamw<T, Device>& optimizer, const Model& model, LrScale lr_scale = {}) {
   const auto params = model.flat_params();
   const auto grads = model.flat_grads();
   model.params().for_each([&](const std::string& name, auto view, parameter_role role) {
@@ -124,8 +124,8 @@ void register_parameters(adamw<T>& optimizer, const Model& model, LrScale lr_sca
 /// Clips the gradients by global norm (options.clip; 0: off) and applies AdamW at the rate of
 /// the warm-up + cosine schedule for this step (options.lr, warmup_steps, total_steps,
 /// final_lr: pre-training's or fine-tuning's options); returns that rate.
-template <class T, class Options>
-double scheduled_update(adamw<T>& optimizer, const Options& options, double grad_norm) {
+template <class T, class Device, class Options>
+double scheduled_update(adamw<T, Device>& optimizer, const Options& options, double grad_norm) {
   const double scale = options.clip > 0 ? std::min(1.0, options.clip / (grad_norm + 1e-6)) : 1.0;
   const double lr = warmup_cosine_lr(options.lr, optimizer.steps(), options.warmup_steps,
                                      options.total_steps, options.final_lr);
@@ -135,8 +135,9 @@ double scheduled_update(adamw<T>& optimizer, const Options& options, double grad
 
 /// Ends a step whose gradients are computed: refuses a non-finite loss or gradient (nothing is
 /// updated), clips by global norm, and applies AdamW at the scheduled learning rate.
-template <class T>
-void apply_update(adamw<T>& optimizer, const pretrain_options& options, step_losses& losses) {
+template <class T, class Device>
+void apply_update(adamw<T, Device>& optimizer, const pretrain_options& options,
+                  step_losses& losses) {
   const std::pair<const char*, double> terms[] = {{"CE_A", losses.ce_a},
                                                    {"CE_B", losses.ce_b},
                                                    {"InfoNCE", losses.infonce},

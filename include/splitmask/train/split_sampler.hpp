@@ -3,7 +3,8 @@
 // Fisher-Yates shuffle driven by the counter-based RNG keyed by the seed and the image's number
 // in the run (its own stream, apart from the ones initialisation draws from), so a seed gives
 // every image the same split on any machine, thread count or cutting of the run into batches.
-// Each subset is returned in ascending order.
+// Each subset is returned in ascending order. On a device, detail::device_ops draws the same
+// splits, bit for bit, one thread per image.
 //
 //   index_a (B, N_A) int32   index_b (B, N_B) int32
 #pragma once
@@ -42,7 +43,7 @@ class split_sampler {
   void sample(IA&& index_a, IB&& index_b, std::uint64_t first_image) const {
     const auto va = index_a.view();
     const auto vb = index_b.view();
-    detail::require_host<decltype(va), decltype(vb)>();
+    using Device = detail::device_of_t<decltype(va), decltype(vb)>;
     static_assert(std::is_same_v<typename decltype(va)::extents_type, index_a_extents> &&
                       std::is_same_v<typename decltype(vb)::extents_type, index_b_extents> &&
                       std::is_same_v<typename decltype(va)::value_type, std::int32_t> &&
@@ -50,21 +51,26 @@ class split_sampler {
                   "splitmask::split_sampler: the subsets are int32 (B, N_A) and (B, N_B)");
     if (va.batch() != vb.batch())
       throw shape_error("splitmask::split_sampler: the two subsets disagree on the batch");
-    const counter_rng rng(seed_, stream);
-    detail::parallel_for(va.batch(), N * 8, [&](std::size_t b) {
-      std::int32_t order[N];
-      for (std::size_t i = 0; i < N; ++i) order[i] = static_cast<std::int32_t>(i);
-      const std::uint64_t base = (first_image + b) * N;
-      for (std::size_t i = N - 1; i > 0; --i) {  // Fisher-Yates: order[i] <-> order[j], j <= i
-        const std::uint64_t r = rng.bits(base + i).v[0];
-        const std::size_t j = static_cast<std::size_t>((r * (i + 1)) >> 32);  // uniform in [0, i]
-        std::swap(order[i], order[j]);
-      }
-      std::sort(order, order + N_A);
-      std::sort(order + N_A, order + N);
-      std::copy(order, order + N_A, va.data() + b * N_A);
-      std::copy(order + N_A, order + N, vb.data() + b * N_B);
-    });
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template sample_split<N, N_A>(va.data(), vb.data(), va.batch(),
+                                                                seed_, stream, first_image);
+    } else {
+      const counter_rng rng(seed_, stream);
+      detail::parallel_for(va.batch(), N * 8, [&](std::size_t b) {
+        std::int32_t order[N];
+        for (std::size_t i = 0; i < N; ++i) order[i] = static_cast<std::int32_t>(i);
+        const std::uint64_t base = (first_image + b) * N;
+        for (std::size_t i = N - 1; i > 0; --i) {  // Fisher-Yates: order[i] <-> order[j], j <= i
+          const std::uint64_t r = rng.bits(base + i).v[0];
+          const std::size_t j = static_cast<std::size_t>((r * (i + 1)) >> 32);  // uniform in [0, i]
+          std::swap(order[i], order[j]);
+        }
+        std::sort(order, order + N_A);
+        std::sort(order + N_A, order + N);
+        std::copy(order, order + N_A, va.data() + b * N_A);
+        std::copy(order + N_A, order + N, vb.data() + b * N_B);
+      });
+    }
   }
 
   std::uint64_t seed() const { return seed_; }
