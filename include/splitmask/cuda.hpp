@@ -1,6 +1,8 @@
-// The CUDA path of splitmask: device tensors, expression kernels, cuBLAS products. Include it in
-// translation units compiled by nvcc; it brings the host-side tensor layer too, but not Eigen
-// (CPU products live in <splitmask/splitmask.hpp>, compiled by the host compiler).
+// The CUDA path of splitmask: device tensors, expression kernels, cuBLAS products, and the
+// kernels of the model's ops (backend/cuda/ops.cuh), so that the model, the split sampler, AdamW
+// and splitmask_trainer<Config, float, device::cuda> run on the GPU. Include it in translation
+// units compiled by nvcc; the model's headers come with <splitmask/splitmask.hpp>, which a
+// .cu file may include too (its host code is compiled by the host compiler).
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -14,6 +16,7 @@
 #include "splitmask/backend/cuda/evaluate.cuh"
 #include "splitmask/backend/cuda/gemm.cuh"
 #include "splitmask/backend/cuda/memory.cuh"
+#include "splitmask/backend/cuda/ops.cuh"
 #include "splitmask/core/config.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"

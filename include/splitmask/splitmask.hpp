@@ -33,6 +33,7 @@
 #include "splitmask/tensor/expr/reduce.hpp"
 #include "splitmask/tensor/tensor.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
+#include "splitmask/tokenizer/device_tokenizer.hpp"
 #include "splitmask/tokenizer/patch_tokenizer.hpp"
 #include "splitmask/train/adamw.hpp"
 #include "splitmask/train/beit_trainer.hpp"

@@ -37,12 +37,13 @@ struct token_subset_shapes {
       throw shape_error(std::string("splitmask::") + op + ": subset " + to_string(sub.extents()) +
                         ", tokens " + to_string(all.extents()) + " and index " +
                         to_string(index.extents()) + " disagree on the batch");
-    if constexpr (!on_host_v<Index>) return;  // the device's kernels check the positions
-    for (std::size_t i = 0; i < index.size(); ++i) {
-      const auto p = index.data()[i];
-      if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= tokens)
-        throw shape_error(std::string("splitmask::") + op + ": position " + std::to_string(p) +
-                          " is outside [0, " + std::to_string(tokens) + ")");
+    if constexpr (on_host_v<Index>) {  // a device's kernels check the positions there
+      for (std::size_t i = 0; i < index.size(); ++i) {
+        const auto p = index.data()[i];
+        if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= tokens)
+          throw shape_error(std::string("splitmask::") + op + ": position " + std::to_string(p) +
+                            " is outside [0, " + std::to_string(tokens) + ")");
+      }
     }
   }
 };

@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
@@ -68,6 +69,7 @@ class beit_trainer {
  public:
   using config_type = Config;
   using value_type = T;
+  using device_type = device::cpu;  // BEiT runs on the host
   static constexpr std::size_t N = Config::patches, D = Config::width, L = Config::patch_length;
   static constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
   static constexpr std::size_t K = Config::vocabulary;

@@ -189,10 +189,10 @@ class splitmask_trainer {
   encoder_type& encoder() { return encoder_; }
   decoder_type& decoder() { return decoder_; }
   const patch_tokenizer<Config>& tokenizer() const { return tokenizer_; }
-  /// The tokenizer to change in place; a device trainer's copy of it is changed through
-  /// set_tokenizer instead.
+  /// The tokenizer to change in place, on the host only: a device trainer's copy of it changes
+  /// through set_tokenizer.
+  template <bool Host = on_host, std::enable_if_t<Host, int> = 0>
   patch_tokenizer<Config>& tokenizer() {
-    static_assert(on_host, "splitmask::splitmask_trainer: on a device, use set_tokenizer()");
     return tokenizer_;
   }
   void set_tokenizer(const patch_tokenizer<Config>& tokenizer) {

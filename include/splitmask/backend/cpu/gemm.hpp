@@ -120,10 +120,13 @@ struct gemm_backend<device::cpu> {
   template <class T>
   static void run(const gemm_args<T>& g) {
 #if defined(SPLITMASK_USE_OPENBLAS)
-    for (const std::size_t v : {g.m, g.n, g.k})
+    // Braced (and an array, not a braced list): nvcc's host pass miscompiles the terser form.
+    const std::size_t sizes[] = {g.m, g.n, g.k};
+    for (const std::size_t v : sizes) {
       if (v > static_cast<std::size_t>(INT_MAX))
         throw shape_error("splitmask::matmul: extent " + std::to_string(v) +
                           " exceeds OpenBLAS's int range");
+    }
 #endif
     backend::cpu::gemm_batched(g, backend::cpu::gemm<T>);
   }

@@ -1,6 +1,9 @@
-// The CUDA state a host thread works with: its stream, its cuBLAS handle and the device's
-// multiprocessor count, for the device current when the thread first used CUDA through
-// splitmask. Created on first use; creation fails with a clear cuda_error when no device is
+// The CUDA state a host thread works with: its stream, its cuBLAS handle, the device's
+// multiprocessor count, a scratch buffer for kernels' partial results (grown when a larger one
+// is asked for, so it is sized by the first step and steady afterwards) and a device error
+// counter that kernels raise on bad input (a position or token id out of range) and the host
+// checks where it waits for the device anyway. For the device current when the thread first
+// used CUDA through splitmask. Created on first use; creation fails with a clear cuda_error when no device is
 // present. Work is ordered on the thread's stream: a device tensor shared between host threads
 // needs a synchronize() by the thread that wrote it before another thread reads it.
 #pragma once
@@ -8,7 +11,11 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
+#include <string>
+
 #include "splitmask/backend/cuda/check.cuh"
+#include "splitmask/core/error.hpp"
 
 namespace splitmask::backend::cuda {
 
@@ -37,9 +44,41 @@ class context {
   /// Blocks until all work queued on this thread's stream is done; reports its errors.
   void synchronize() const { SPLITMASK_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
+  /// Device memory of at least `bytes` for work queued on this thread's stream, valid until the
+  /// next call. Grows (after the stream's work is done) only when asked for more than it holds.
+  void* scratch(std::size_t bytes) {
+    if (bytes > scratch_bytes_) {
+      synchronize();
+      if (scratch_) SPLITMASK_CUDA_CHECK(cudaFree(scratch_));
+      scratch_ = nullptr;
+      scratch_bytes_ = 0;
+      SPLITMASK_CUDA_CHECK(cudaMalloc(&scratch_, bytes));
+      scratch_bytes_ = bytes;
+    }
+    return scratch_;
+  }
+
+  /// The device counter that kernels raise (atomicAdd) when their input is out of range.
+  unsigned* error_counter() const noexcept { return errors_; }
+
+  /// Waits for the stream; throws shape_error naming `where` when a kernel raised the error
+  /// counter since the last check (and clears it).
+  void check_errors(const char* where) {
+    unsigned count = 0;
+    SPLITMASK_CUDA_CHECK(
+        cudaMemcpyAsync(&count, errors_, sizeof count, cudaMemcpyDeviceToHost, stream()));
+    synchronize();
+    if (count == 0) return;
+    SPLITMASK_CUDA_CHECK(cudaMemsetAsync(errors_, 0, sizeof(unsigned), stream()));
+    throw shape_error(std::string("splitmask: ") + where + ": " + std::to_string(count) +
+                      " positions or token ids on the device were out of range");
+  }
+
   context(const context&) = delete;
   context& operator=(const context&) = delete;
   ~context() {
+    if (scratch_) cudaFree(scratch_);
+    if (errors_) cudaFree(errors_);
     if (blas_) cublasDestroy(blas_);
   }
 
@@ -54,7 +93,10 @@ class context {
       SPLITMASK_CUBLAS_CHECK(cublasSetStream(blas_, stream()));
       // Exact fp32 products unless a caller opts into TF32.
       SPLITMASK_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+      SPLITMASK_CUDA_CHECK(cudaMalloc(&errors_, sizeof(unsigned)));
+      SPLITMASK_CUDA_CHECK(cudaMemset(errors_, 0, sizeof(unsigned)));
     } catch (...) {
+      if (errors_) cudaFree(errors_);
       cublasDestroy(blas_);
       throw;
     }
@@ -62,6 +104,16 @@ class context {
 
   cublasHandle_t blas_ = nullptr;
   int multiprocessors_ = 0;
+  void* scratch_ = nullptr;
+  std::size_t scratch_bytes_ = 0;
+  unsigned* errors_ = nullptr;
 };
+
+/// Lets this thread's fp32 products use TF32 tensor cores (10-bit mantissas, fp32 accumulation:
+/// several times faster, about 1e-3 relative error) or not (the default: exact fp32).
+inline void set_tf32(bool on) {
+  SPLITMASK_CUBLAS_CHECK(cublasSetMathMode(
+      context::current().blas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
 
 }  // namespace splitmask::backend::cuda

@@ -1,0 +1,115 @@
+// CUDA kernel for split_sampler::sample (train/split_sampler.hpp): each image's random split of
+// its N positions into A (N_A positions) and B (the rest), each in ascending order, with exactly
+// the CPU's bits. A block per image: its threads draw the Fisher-Yates targets in parallel (each
+// draw is a pure function of the image's number and the step), one thread applies the swaps in
+// order in shared memory, the threads mark which positions landed in A, and one thread writes
+// both subsets by scanning the positions 0..N-1 (the same output as sorting each subset).
+// The steps are __host__ __device__ functions of (thread, threads), so a host program can run
+// them one simulated thread at a time against the CPU sampler.
+//
+//   index_a (B, N_A) int32   index_b (B, N - N_A) int32
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "splitmask/backend/cuda/check.cuh"
+#include "splitmask/backend/cuda/context.cuh"
+#include "splitmask/backend/cuda/evaluate.cuh"
+#include "splitmask/core/config.hpp"
+#include "splitmask/core/rng.hpp"
+
+namespace splitmask::backend::cuda::kernels {
+
+inline constexpr unsigned split_threads = 128;
+
+namespace detail {
+/// Step 1 (parallel): order = 0..N-1 and target[i] = the Fisher-Yates partner of step i
+/// (uniform in [0, i]), drawn as the CPU does: r = bits(base + i).v[0], j = (r·(i+1)) >> 32.
+template <std::size_t N>
+SPLITMASK_HD void split_draw(std::int32_t* order, std::int32_t* target, const counter_rng& rng,
+                             std::uint64_t base, unsigned thread, unsigned threads) {
+  for (std::size_t i = thread; i < N; i += threads) {
+    order[i] = static_cast<std::int32_t>(i);
+    const std::uint64_t r = rng.bits(base + i).v[0];
+    target[i] = static_cast<std::int32_t>((r * (i + 1)) >> 32);  // target[0] = 0, unused
+  }
+}
+
+/// Step 2 (one thread): the swaps order[i] <-> order[target[i]] for i = N-1 down to 1.
+template <std::size_t N>
+SPLITMASK_HD void split_shuffle(std::int32_t* order, const std::int32_t* target) {
+  for (std::size_t i = N - 1; i > 0; --i) {
+    const std::size_t j = static_cast<std::size_t>(target[i]);
+    const std::int32_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+}
+
+/// Step 3 (parallel): in_a[p] = whether position p is among the first N_A entries of order.
+/// order is a permutation, so each in_a[p] is written once.
+template <std::size_t N, std::size_t N_A>
+SPLITMASK_HD void split_mark(unsigned char* in_a, const std::int32_t* order, unsigned thread,
+                             unsigned threads) {
+  for (std::size_t k = thread; k < N; k += threads)
+    in_a[static_cast<std::size_t>(order[k])] = k < N_A ? 1 : 0;
+}
+
+/// Step 4 (one thread): both subsets in ascending order, by scanning the positions.
+template <std::size_t N, std::size_t N_A>
+SPLITMASK_HD void split_emit(std::int32_t* index_a, std::int32_t* index_b,
+                             const unsigned char* in_a) {
+  std::size_t a = 0, b = 0;
+  for (std::size_t p = 0; p < N; ++p) {
+    if (in_a[p])
+      index_a[a++] = static_cast<std::int32_t>(p);
+    else
+      index_b[b++] = static_cast<std::int32_t>(p);
+  }
+}
+}  // namespace detail
+
+// A block of split_threads threads per image; images beyond gridDim.x by a loop (the same for
+// the whole block, so every thread reaches every barrier).
+template <std::size_t N, std::size_t N_A>
+__global__ void __launch_bounds__(split_threads)
+    sample_split_kernel(std::int32_t* __restrict__ index_a, std::int32_t* __restrict__ index_b,
+                        std::size_t batch, const counter_rng rng, std::uint64_t first_image) {
+  constexpr std::size_t N_B = N - N_A;
+  __shared__ std::int32_t order[N];
+  __shared__ std::int32_t target[N];
+  __shared__ unsigned char in_a[N];
+  for (std::size_t b = blockIdx.x; b < batch; b += gridDim.x) {
+    const std::uint64_t base = (first_image + b) * N;
+    detail::split_draw<N>(order, target, rng, base, threadIdx.x, blockDim.x);
+    __syncthreads();
+    if (threadIdx.x == 0) detail::split_shuffle<N>(order, target);
+    __syncthreads();
+    detail::split_mark<N, N_A>(in_a, order, threadIdx.x, blockDim.x);
+    __syncthreads();
+    if (threadIdx.x == 0) detail::split_emit<N, N_A>(index_a + b * N_A, index_b + b * N_B, in_a);
+    __syncthreads();  // the next image's steps overwrite the shared arrays
+  }
+}
+
+/// The splits of the images numbered first_image, first_image + 1, ... in the run, bit for bit
+/// split_sampler's with the same seed: `stream` is the sampler's RNG stream
+/// (split_sampler<Config>::stream). index_a (B, N_A) and index_b (B, N - N_A), each ascending.
+template <std::size_t N, std::size_t N_A>
+void sample_split(std::int32_t* index_a, std::int32_t* index_b, std::size_t batch,
+                  std::uint64_t seed, std::uint64_t stream, std::uint64_t first_image) {
+  static_assert(N > 0 && N <= 1024 && N_A <= N,
+                "splitmask: sample_split needs 0 < N <= 1024 and N_A <= N");
+  if (batch == 0) return;
+  auto& ctx = context::current();
+  const counter_rng rng(seed, stream);
+  sample_split_kernel<N, N_A><<<grid_for(batch, 1, ctx), split_threads, 0, ctx.stream()>>>(
+      index_a, index_b, batch, rng, first_image);
+  SPLITMASK_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace splitmask::backend::cuda::kernels
