@@ -141,6 +141,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", control.device,
+                 "Where the training step runs: cpu, or cuda (the current GPU; SplitMask only)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   app.add_option("--save-every", control.save_every,
                  "Steps between checkpoints (default: 10 per run)");
   app.add_option("--stop-after", control.stop_after,
@@ -182,6 +186,17 @@ int main(int argc, char** argv) {
           "; presets that fit: " + ex::presets_fitting(set.height, set.channels));
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    if (control.device == "cuda") {
+#if defined(SPLITMASK_PRETRAIN_CUDA)
+      return ex::with_cuda_preset(s.preset, [&](auto p) {
+        return ex::run_pretraining_on_cuda<typename decltype(p)::config>(s, set, control);
+      });
+#else
+      throw std::invalid_argument(
+          "--device cuda: this splitmask-pretrain was built without CUDA (nvcc was not found "
+          "when it was configured, or SPLITMASK_ENABLE_CUDA was OFF)");
+#endif
+    }
     return ex::with_preset(s.preset, [&](auto p) {
       return ex::run_pretraining<typename decltype(p)::config>(s, set, control);
     });

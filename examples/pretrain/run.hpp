@@ -1,6 +1,8 @@
 // run_pretraining: one pre-training run of a compiled config, from a loaded dataset to the last
 // checkpoint: tokenizer, trainer, threaded batch loader, progress, metrics, loss curve, and
 // atomic checkpoints at intervals. Resuming from a checkpoint continues the very same run.
+// A trainer on a GPU saves and resumes through a host twin of batch 2, which holds only its
+// state (a checkpoint is the same file whichever device wrote it).
 #pragma once
 
 #include <algorithm>
@@ -42,6 +44,7 @@ struct run_control {
   std::string resume;           // a checkpoint to continue, or empty
   std::uint64_t save_every = 0;  // steps between checkpoints; 0: ten per run
   std::uint64_t stop_after = 0;  // end (with a checkpoint) after this many steps; 0: run to the end
+  std::string device = "cpu";    // cpu or cuda
 };
 
 /// Where a run writes: its checkpoint, metrics and loss curve.
@@ -123,11 +126,34 @@ inline std::string loss_text(const step_losses& l, bool splitmask) {
   return text;
 }
 
+// Where a trainer's state goes to and comes from a checkpoint: itself on the host, a host twin
+// of batch 2 for a trainer on a device.
+template <class Trainer, bool OnHost = std::is_same_v<typename Trainer::device_type, device::cpu>>
+struct checkpoint_access {
+  Trainer& trainer;
+  Trainer& saved() { return trainer; }
+  Trainer& to_load() { return trainer; }
+  void loaded() {}
+};
+template <class Trainer>
+struct checkpoint_access<Trainer, false> {
+  using twin_type = splitmask_trainer<typename Trainer::config_type, typename Trainer::value_type>;
+  Trainer& trainer;
+  std::unique_ptr<twin_type> twin =
+      std::make_unique<twin_type>(2, trainer.tokenizer(), trainer.options());
+  twin_type& saved() {  // the trainer's state, copied to the twin
+    twin->copy_state_from(trainer);
+    return *twin;
+  }
+  twin_type& to_load() { return *twin; }
+  void loaded() { trainer.copy_state_from(*twin); }
+};
+
 template <class Trainer>
 int train(const pretrain_settings& s, const image_set& set, const run_control& control) {
   const std::string& resume = control.resume;
   using Config = typename Trainer::config_type;
-  constexpr bool splitmask = std::is_same_v<Trainer, splitmask_trainer<Config>>;
+  constexpr bool splitmask = !std::is_same_v<Trainer, beit_trainer<Config>>;
   const run_files files(control.out);
   const channel_stats stats = compute_channel_stats(set);
   augmentation augment;
@@ -160,8 +186,11 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
                        "statistics differ");
     trainer = std::make_unique<Trainer>(s.batch, load_tokenizer<Config>(file, resume),
                                         resumed.pretrain());
-    load_checkpoint(file, resume, *trainer);
+    checkpoint_access<Trainer> access{*trainer};
+    load_checkpoint(file, resume, access.to_load());
+    access.loaded();
   }
+  checkpoint_access<Trainer> checkpoints{*trainer};
   const std::uint64_t first = trainer->steps();
   metrics_log metrics(files.metrics, first);
   std::fprintf(stderr,
@@ -189,7 +218,7 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
   std::string saved_path = resume;
   std::uint64_t saved_step = first;
   auto save = [&] {
-    save_checkpoint(files.checkpoint, *trainer, run);
+    save_checkpoint(files.checkpoint, checkpoints.saved(), run);
     write_loss_curve_svg(files.curve, metrics.records(), series, title);
     saved_path = files.checkpoint;
     saved_step = trainer->steps();
@@ -252,8 +281,14 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
 
 }  // namespace detail
 
-/// Runs (or continues, from control.resume) the pre-training `s` describes on `set`. Returns the
-/// exit status: 0 done or stopped as asked, 3 a non-finite loss, 130 interrupted.
+/// The same run on the GPU: defined by run_cuda.hpp, compiled by nvcc (instances_cuda.cu) for
+/// the presets of SPLITMASK_PRETRAIN_CUDA_INSTANCES when CUDA is on.
+template <class Config>
+int run_pretraining_on_cuda(const pretrain_settings& s, const image_set& set,
+                            const run_control& control);
+
+/// Runs (or continues, from control.resume) the pre-training `s` describes on `set`, on the CPU.
+/// Returns the exit status: 0 done or stopped as asked, 3 a non-finite loss, 130 interrupted.
 template <class Config>
 int run_pretraining(const pretrain_settings& s, const image_set& set, const run_control& control) {
   if (s.objective == "beit") return detail::train<beit_trainer<Config>>(s, set, control);
