@@ -1,9 +1,10 @@
 // The GPU's figures: the card's matrix peaks as cuBLAS reaches them (one large square GEMM in
 // bf16, in fp32 on TF32 tensor cores, and in plain fp32), and one full SplitMask training step
-// on the GPU (tokens, split, forward and backward of both branches, clipping, AdamW) in fp32 and
-// in fp32 with TF32 products, for the paper's ViT-B/16 at 224 px (presets::vit_b16_224: D 768,
-// depth 12, 12 heads, decoder 2 x 768 with 12 heads, K 8192, mask ratio 1/2) at B = 64, and the
-// 28 x 28 x 1 ViT-Ti preset at B = 64 as a quick sanity figure.
+// on the GPU (tokens, split, forward and backward of both branches, clipping, AdamW) in fp32,
+// with TF32 products, and with bf16 products (the mixed-precision mode), for the paper's ViT-B/16
+// at 224 px (presets::vit_b16_224: D 768, depth 12, 12 heads, decoder 2 x 768 with 12 heads, K
+// 8192, mask ratio 1/2) at B = 64, and the 28 x 28 x 1 ViT-Ti preset at B = 64 as a quick sanity
+// figure.
 //
 // Timing: CUDA events around each GEMM or step, reported as Google Benchmark's manual time.
 // A step copies its host images to the device and returns host losses (it synchronises), so the
@@ -27,14 +28,8 @@
 //   nvcc -std=c++17 -O3 -arch=sm_90 -DSPLITMASK_BENCH_GEMM_ONLY -I include
 //     benchmarks/bench_cuda_step.cu -lcublas -lbenchmark -o bench_cuda_gemm      (one line)
 #ifndef SPLITMASK_BENCH_GEMM_ONLY
-#ifndef EIGEN_NO_CUDA
-// Eigen serves host code only here (the tokenizer's construction); without this nvcc annotates
-// Eigen's functions for the device and warns about defaulted ones (#20012-D).
-#define EIGEN_NO_CUDA 1
-#endif
-#include <splitmask/splitmask.hpp>  // the tokenizer is built on the host
-
 #include <splitmask/cuda.hpp>
+#include <splitmask/splitmask.hpp>  // the tokenizer is built on the host
 #endif
 
 #include <benchmark/benchmark.h>
@@ -117,9 +112,12 @@ enum class gemm_kind { bf16, tf32, fp32 };
 
 const char* name_of(gemm_kind k) {
   switch (k) {
-    case gemm_kind::bf16: return "bf16";
-    case gemm_kind::tf32: return "tf32";
-    case gemm_kind::fp32: return "fp32";
+    case gemm_kind::bf16:
+      return "bf16";
+    case gemm_kind::tf32:
+      return "tf32";
+    case gemm_kind::fp32:
+      return "fp32";
   }
   return "?";
 }
@@ -153,11 +151,7 @@ __global__ void fill_uniform(T* p, std::size_t n, std::uint64_t seed) {
 class gemm_problem {
  public:
   gemm_problem(gemm_kind kind, int n)
-      : kind_(kind),
-        n_(n),
-        a_(bytes(kind, n)),
-        b_(bytes(kind, n)),
-        c_(bytes(kind, n)) {
+      : kind_(kind), n_(n), a_(bytes(kind, n)), b_(bytes(kind, n)), c_(bytes(kind, n)) {
     SPLITMASK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     try {
       SPLITMASK_CUBLAS_CHECK(cublasCreate(&handle_));
@@ -349,27 +343,27 @@ step_case<Config>& step_case_for(std::size_t batch) {
 }
 
 /// Puts the library's products back to exact fp32 when a case ends, however it ends.
-struct tf32_scope {
-  explicit tf32_scope(bool on) { cu::set_tf32(on); }
-  ~tf32_scope() {
+struct precision_scope {
+  explicit precision_scope(cu::matmul_precision p) { cu::set_matmul_precision(p); }
+  ~precision_scope() {
     try {
-      cu::set_tf32(false);
+      cu::set_matmul_precision(cu::matmul_precision::fp32);
     } catch (...) {
     }
   }
-  tf32_scope(const tf32_scope&) = delete;
-  tf32_scope& operator=(const tf32_scope&) = delete;
+  precision_scope(const precision_scope&) = delete;
+  precision_scope& operator=(const precision_scope&) = delete;
 };
 
 template <class Config>
-void splitmask_step(benchmark::State& state, bool tf32) {
+void splitmask_step(benchmark::State& state, cu::matmul_precision precision) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   step_case<Config>* c = nullptr;
-  std::unique_ptr<tf32_scope> mode;
+  std::unique_ptr<precision_scope> mode;
   std::unique_ptr<cuda_event> start, stop;
   if (!guarded(state, [&] {
         c = &step_case_for<Config>(batch);
-        mode = std::make_unique<tf32_scope>(tf32);
+        mode = std::make_unique<precision_scope>(precision);
         start = std::make_unique<cuda_event>();
         stop = std::make_unique<cuda_event>();
         c->trainer->step(c->images);  // warm-up in this math mode (cuBLAS picks its kernels)
@@ -411,27 +405,31 @@ void splitmask_step(benchmark::State& state, bool tf32) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_step: no MFU: measuring a GEMM peak failed: %s\n", e.what());
   }
-  state.SetLabel(tf32 ? "fp32 + TF32 products" : "fp32");
+  state.SetLabel(precision == cu::matmul_precision::fp32   ? "fp32"
+                 : precision == cu::matmul_precision::tf32 ? "fp32 + TF32 products"
+                                                           : "fp32 + bf16 products (mixed)");
 }
 
 void register_steps() {
   namespace presets = splitmask::presets;
-  for (const bool tf32 : {false, true}) {
-    const std::string mode = tf32 ? "tf32" : "fp32";
-    benchmark::RegisterBenchmark(("splitmask_step/ti4-28/" + mode).c_str(),
-                                 [tf32](benchmark::State& s) {
-                                   splitmask_step<presets::vit_ti4_28>(s, tf32);
-                                 })
+  const std::pair<const char*, cu::matmul_precision> modes[] = {
+      {"fp32", cu::matmul_precision::fp32},
+      {"tf32", cu::matmul_precision::tf32},
+      {"bf16", cu::matmul_precision::bf16}};
+  for (const auto& [mode, precision] : modes) {
+    const cu::matmul_precision p = precision;
+    benchmark::RegisterBenchmark(
+        (std::string("splitmask_step/ti4-28/") + mode).c_str(),
+        [p](benchmark::State& s) { splitmask_step<presets::vit_ti4_28>(s, p); })
         ->Arg(64)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   }
-  for (const bool tf32 : {false, true}) {
-    const std::string mode = tf32 ? "tf32" : "fp32";
-    benchmark::RegisterBenchmark(("splitmask_step/b16-224/" + mode).c_str(),
-                                 [tf32](benchmark::State& s) {
-                                   splitmask_step<presets::vit_b16_224>(s, tf32);
-                                 })
+  for (const auto& [mode, precision] : modes) {
+    const cu::matmul_precision p = precision;
+    benchmark::RegisterBenchmark(
+        (std::string("splitmask_step/b16-224/") + mode).c_str(),
+        [p](benchmark::State& s) { splitmask_step<presets::vit_b16_224>(s, p); })
         ->Arg(64)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);

@@ -2,7 +2,7 @@
 # The GPU check, run on a machine with an NVIDIA GPU, in one call of under about 8 minutes:
 #   configure and build (cuda_tests and bench_cuda_step, for the card's compute capability),
 #   the CUDA tests, again under compute-sanitizer's memcheck, bench_cuda_step (cuBLAS peaks and
-#   the SplitMask step on the GPU, fp32 and TF32), PyTorch's step on the same ViT-B/16 config
+#   the SplitMask step on the GPU, fp32, TF32 and bf16 products), PyTorch's step on the same ViT-B/16 config
 #   (benchmarks/pytorch_step.py: fp32, bf16 autocast, bf16 autocast + torch.compile), and
 #   racecheck last; then a table of the steps, and last the figures.
 # Every step runs under `timeout`, its own cap or what is left of GPU_CHECK_BUDGET (seconds,
@@ -210,7 +210,7 @@ print(f"== Figures: SplitMask step, ViT-B/16 224 px (D 768, depth 12, decoder 2 
 print("cuBLAS 8192^3 GEMM: " + ", ".join(f"{k} {fmt(peaks.get(k), '.0f')} TFLOP/s"
                                          for k in ("bf16", "tf32", "fp32")))
 rows = []
-for mode, label in (("fp32", "ours fp32"), ("tf32", "ours fp32+TF32")):
+for mode, label in (("fp32", "ours fp32"), ("tf32", "ours fp32+TF32"), ("bf16", "ours bf16 (mixed)")):
     c = cases.get(f"splitmask_step/b16-224/{mode}/64")
     if c and "error" not in c:
         rows.append((label, c.get("ms/step"), c.get("TFLOP/s"), c.get("GFLOP/step")))
@@ -226,7 +226,7 @@ for name, label in (("torch_fp32", "torch fp32 eager"), ("torch_bf16", "torch bf
         rows.append((label, ms, g / ms if g else None, g))
     else:
         rows.append((label + " (no result)", None, None, None))
-ours = {r[0]: r[1] for r in rows if r[0] in ("ours fp32", "ours fp32+TF32")}
+ours = {r[0]: r[1] for r in rows if r[0] in ("ours fp32", "ours fp32+TF32", "ours bf16 (mixed)")}
 
 
 def cell(v, spec, width, suffix=""):
@@ -238,20 +238,20 @@ def ratio(a, b):
 
 
 print(f"{'run':<34} {'ms/step':>8} {'img/s':>7} {'TFLOP/s':>8} {'MFU bf16':>9} {'MFU tf32':>9} "
-      f"{'/ours fp32':>10} {'/ours tf32':>10}")
+      f"{'/ours fp32':>10} {'/ours bf16':>10}")
 for label, ms, tflops, _ in rows:
     print(f"{label:<34} {cell(ms, '.1f', 8)} {cell(ratio(64e3, ms), '.0f', 7)} {cell(tflops, '.1f', 8)} "
           f"{cell(ratio(100 * tflops, peaks.get('bf16')) if tflops else None, '.1f', 9, '%')} "
           f"{cell(ratio(100 * tflops, peaks.get('tf32')) if tflops else None, '.1f', 9, '%')} "
           f"{cell(ratio(ms, ours.get('ours fp32')), '.2f', 10, 'x')} "
-          f"{cell(ratio(ms, ours.get('ours fp32+TF32')), '.2f', 10, 'x')}")
-small = [cases.get(f"splitmask_step/ti4-28/{m}/64") for m in ("fp32", "tf32")]
+          f"{cell(ratio(ms, ours.get('ours bf16 (mixed)')), '.2f', 10, 'x')}")
+small = [cases.get(f"splitmask_step/ti4-28/{m}/64") for m in ("fp32", "tf32", "bf16")]
 if any(small):
     print("sanity, ti4-28 (28x28x1, D 192, K 512) B 64: " + ", ".join(
         f"ours {m} {fmt(c.get('ms/step'), '.2f')} ms (loss {fmt(c.get('loss'), '.3f')})"
         if c and "error" not in c else f"ours {m}: {c['error'][:60] if c else 'not run'}"
-        for m, c in zip(("fp32", "tf32"), small)))
-for mode in ("fp32", "tf32"):
+        for m, c in zip(("fp32", "tf32", "bf16"), small)))
+for mode in ("fp32", "tf32", "bf16"):
     c = cases.get(f"splitmask_step/b16-224/{mode}/64")
     if c and "error" not in c:
         print(f"ours b16-224 {mode}: loss {fmt(c.get('loss'), '.3f')}, device memory "

@@ -145,6 +145,11 @@ int main(int argc, char** argv) {
                  "Where the training step runs: cpu, or cuda (the current GPU; SplitMask only)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
+  app.add_option("--precision", control.precision,
+                 "With --device cuda, the matrix products: fp32, tf32, or bf16 (bf16 operands, "
+                 "fp32 accumulation, weights and optimiser)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--save-every", control.save_every,
                  "Steps between checkpoints (default: 10 per run)");
   app.add_option("--stop-after", control.stop_after,
@@ -162,6 +167,9 @@ int main(int argc, char** argv) {
   }
   try {
     ex::set_threads(threads);
+    if (control.device == "cpu" && control.precision != "fp32")
+      throw std::invalid_argument("--precision " + control.precision +
+                                  " applies to --device cuda; the CPU computes in fp32");
     if (threads != 1 && !std::getenv("OMP_WAIT_POLICY"))
       std::fprintf(stderr, "note: OMP_WAIT_POLICY is not set; with few cores, "
                    "OMP_WAIT_POLICY=passive is faster (docs/performance.md)\n");

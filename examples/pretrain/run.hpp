@@ -45,6 +45,7 @@ struct run_control {
   std::uint64_t save_every = 0;  // steps between checkpoints; 0: ten per run
   std::uint64_t stop_after = 0;  // end (with a checkpoint) after this many steps; 0: run to the end
   std::string device = "cpu";    // cpu or cuda
+  std::string precision = "fp32";  // of the GPU's products: fp32, tf32 or bf16
 };
 
 /// Where a run writes: its checkpoint, metrics and loss curve.

@@ -3,10 +3,9 @@
 // and logs are run.hpp's, unchanged.
 #pragma once
 
-#include <stdexcept>
-
 #include <splitmask/cuda.hpp>
 #include <splitmask/splitmask.hpp>
+#include <stdexcept>
 
 #include "run.hpp"
 
@@ -18,7 +17,11 @@ int run_pretraining_on_cuda(const pretrain_settings& s, const image_set& set,
   if (s.objective != "splitmask")
     throw std::invalid_argument("--device cuda runs the splitmask objective; the " + s.objective +
                                 " objective runs on the CPU (--device cpu)");
-  backend::cuda::context::current();  // no GPU: a clear error before the tokenizer is built
+  // No GPU: a clear error here, before the tokenizer is built.
+  backend::cuda::set_matmul_precision(
+      control.precision == "bf16"   ? backend::cuda::matmul_precision::bf16
+      : control.precision == "tf32" ? backend::cuda::matmul_precision::tf32
+                                    : backend::cuda::matmul_precision::fp32);
   return detail::train<splitmask_trainer<Config, float, device::cuda>>(s, set, control);
 }
 

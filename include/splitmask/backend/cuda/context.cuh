@@ -3,9 +3,9 @@
 // is asked for, so it is sized by the first step and steady afterwards) and a device error
 // counter that kernels raise on bad input (a position or token id out of range) and the host
 // checks where it waits for the device anyway. For the device current when the thread first
-// used CUDA through splitmask. Created on first use; creation fails with a clear cuda_error when no device is
-// present. Work is ordered on the thread's stream: a device tensor shared between host threads
-// needs a synchronize() by the thread that wrote it before another thread reads it.
+// used CUDA through splitmask. Created on first use; creation fails with a clear cuda_error when no
+// device is present. Work is ordered on the thread's stream: a device tensor shared between host
+// threads needs a synchronize() by the thread that wrote it before another thread reads it.
 #pragma once
 
 #include <cublas_v2.h>
@@ -18,6 +18,14 @@
 #include "splitmask/core/error.hpp"
 
 namespace splitmask::backend::cuda {
+
+/// How this thread's float products run (double products are always exact):
+///   fp32  exact fp32 (the default)
+///   tf32  TF32 tensor cores: 10-bit mantissas, fp32 accumulation, about 1e-3 relative error
+///   bf16  the operands rounded to bf16 (8-bit mantissas) on the fly, fp32 accumulation and
+///         result: the mixed-precision mode, where weights, activations, gradients and AdamW's
+///         state stay fp32 and only the products' inputs are rounded
+enum class matmul_precision { fp32, tf32, bf16 };
 
 /// Number of CUDA devices visible to this process (0 when none or no driver); never throws.
 inline int device_count() noexcept {
@@ -57,6 +65,10 @@ class context {
     }
     return scratch_;
   }
+
+  /// The precision of float products (set_matmul_precision sets it with cuBLAS's math mode).
+  matmul_precision precision() const noexcept { return precision_; }
+  void set_precision(matmul_precision p) noexcept { precision_ = p; }
 
   /// The device counter that kernels raise (atomicAdd) when their input is out of range.
   unsigned* error_counter() const noexcept { return errors_; }
@@ -107,13 +119,15 @@ class context {
   void* scratch_ = nullptr;
   std::size_t scratch_bytes_ = 0;
   unsigned* errors_ = nullptr;
+  matmul_precision precision_ = matmul_precision::fp32;
 };
 
-/// Lets this thread's fp32 products use TF32 tensor cores (10-bit mantissas, fp32 accumulation:
-/// several times faster, about 1e-3 relative error) or not (the default: exact fp32).
-inline void set_tf32(bool on) {
+/// Sets the precision of this thread's float products (see matmul_precision).
+inline void set_matmul_precision(matmul_precision p) {
+  auto& ctx = context::current();
   SPLITMASK_CUBLAS_CHECK(cublasSetMathMode(
-      context::current().blas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+      ctx.blas(), p == matmul_precision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  ctx.set_precision(p);
 }
 
 }  // namespace splitmask::backend::cuda
