@@ -1,8 +1,8 @@
 // The tokenizer's assignment on a device: a copy there of a patch_tokenizer's vocabulary and
 // statistics, and the workspace of its product. Token ids come from the same rule as on the host
 // (standardise, product with the unit vocabulary rows, row argmax with ties to the lowest id);
-// the product's rounding may differ from the host's, so a patch almost equally near two rows
-// can get the other id.
+// the product is exact fp32 whatever the model's products use, but its rounding may differ from
+// the host's, so a patch almost equally near two rows can get the other id.
 //
 //   patches (B, N, L) float   ids (B, N) int32, on Device
 #pragma once
@@ -54,9 +54,10 @@ class device_tokenizer {
       standardised_ = tensor<float, extents<dynamic, L>, Device>(rows);
       scores_ = tensor<float, extents<dynamic, K>, Device>(rows);
     }
-    detail::device_ops<Device>::template standardise_patches<C, P>(standardised_.data(),
-                                                                   vp.data(), rows, mean_, std_);
-    matmul(scores_, standardised_, transposed(vocabulary_));
+    detail::device_ops<Device>::template standardise_patches<C, P>(standardised_.data(), vp.data(),
+                                                                   rows, mean_, std_);
+    detail::device_ops<Device>::with_exact_products(
+        [&] { matmul(scores_, standardised_, transposed(vocabulary_)); });
     detail::device_ops<Device>::template row_argmax<K>(vi.data(), scores_.data(), rows);
   }
 

@@ -7,7 +7,7 @@
 // then backward through all of it, gradient clipping by global norm, and AdamW with a linear
 // warm-up and cosine schedule. On a device (Device other than cpu) everything above runs there:
 // a batch of host images is copied in once, and the host waits for the device only to read the
-// losses and the gradient norm.
+// split (checked on the host), the losses and the gradient norm.
 //
 // Legend: B batch, N patches, N_A / N_B subsets, D encoder width, Dd decoder width.
 #pragma once

@@ -21,8 +21,10 @@
 
 namespace splitmask::backend::cuda {
 
+// A template, so that every translation unit may include it (its host stub is then inline).
+template <class F>
 __global__ void __launch_bounds__(threads_per_block)
-    round_to_bf16(__nv_bfloat16* out, const float* in, std::size_t n) {
+    round_to_bf16(__nv_bfloat16* out, const F* in, std::size_t n) {
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride)
@@ -32,8 +34,8 @@ __global__ void __launch_bounds__(threads_per_block)
 /// The n floats of `in` rounded to bf16 into `out` (device memory), on the thread's stream.
 inline void to_bf16(__nv_bfloat16* out, const float* in, std::size_t n, const context& ctx) {
   if (n == 0) return;
-  round_to_bf16<<<grid_for(n, threads_per_block, ctx), threads_per_block, 0, ctx.stream()>>>(out,
-                                                                                             in, n);
+  round_to_bf16<float>
+      <<<grid_for(n, threads_per_block, ctx), threads_per_block, 0, ctx.stream()>>>(out, in, n);
   SPLITMASK_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "splitmask/backend/cuda/context.cuh"
@@ -37,9 +40,8 @@ struct device_ops<device::cuda> {
     backend::cuda::kernels::layernorm_forward<T, D>(y, mean, rstd, x, gamma, beta, rows, eps);
   }
   template <class T, std::size_t D>
-  static void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x,
-                                 const T* mean, const T* rstd, const T* gamma, std::size_t rows,
-                                 bool accumulate) {
+  static void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
+                                 const T* rstd, const T* gamma, std::size_t rows, bool accumulate) {
     backend::cuda::kernels::layernorm_backward<T, D>(dx, dgamma, dbeta, dy, x, mean, rstd, gamma,
                                                      rows, accumulate);
   }
@@ -54,8 +56,8 @@ struct device_ops<device::cuda> {
     backend::cuda::kernels::attention_forward<T, N, D, H>(out, probs, qkv, batch);
   }
   template <class T, std::size_t N, std::size_t D, std::size_t H>
-  static void attention_backward(T* d_qkv, T* d_probs, const T* d_out, const T* probs,
-                                 const T* qkv, std::size_t batch) {
+  static void attention_backward(T* d_qkv, T* d_probs, const T* d_out, const T* probs, const T* qkv,
+                                 std::size_t batch) {
     backend::cuda::kernels::attention_backward<T, N, D, H>(d_qkv, d_probs, d_out, probs, qkv,
                                                            batch);
   }
@@ -75,33 +77,30 @@ struct device_ops<device::cuda> {
   static double infonce_forward(T* q_a, T* q_b, T* norm_a, T* norm_b, T* row_softmax,
                                 T* column_softmax, double* work, const T* p_a, const T* p_b,
                                 std::size_t batch, double tau) {
-    return backend::cuda::kernels::infonce_forward<T, D>(q_a, q_b, norm_a, norm_b, row_softmax,
-                                                         column_softmax, work, p_a, p_b, batch,
-                                                         tau);
+    return backend::cuda::kernels::infonce_forward<T, D>(
+        q_a, q_b, norm_a, norm_b, row_softmax, column_softmax, work, p_a, p_b, batch, tau);
   }
   template <class T, std::size_t D>
   static void infonce_backward(T* dp_a, T* dp_b, const T* q_a, const T* q_b, const T* norm_a,
                                const T* norm_b, const T* row_softmax, const T* column_softmax,
                                double* work, std::size_t batch, double tau, double scale) {
-    backend::cuda::kernels::infonce_backward<T, D>(dp_a, dp_b, q_a, q_b, norm_a, norm_b,
-                                                   row_softmax, column_softmax, work, batch, tau,
-                                                   scale);
+    backend::cuda::kernels::infonce_backward<T, D>(
+        dp_a, dp_b, q_a, q_b, norm_a, norm_b, row_softmax, column_softmax, work, batch, tau, scale);
   }
 
   // ---- Token subsets, pooling, patches ----
   template <std::size_t N, std::size_t n, std::size_t W, class T>
-  static void gather_tokens(T* subset, const T* all, const std::int32_t* index,
-                            std::size_t batch) {
+  static void gather_tokens(T* subset, const T* all, const std::int32_t* index, std::size_t batch) {
     backend::cuda::kernels::gather_tokens<T, N, n, W>(subset, all, index, batch);
   }
   template <std::size_t N, std::size_t n, std::size_t W, class T>
-  static void scatter_tokens(T* all, const T* subset, const std::int32_t* index,
-                             std::size_t batch, bool accumulate) {
+  static void scatter_tokens(T* all, const T* subset, const std::int32_t* index, std::size_t batch,
+                             bool accumulate) {
     backend::cuda::kernels::scatter_tokens<T, N, n, W>(all, subset, index, batch, accumulate);
   }
   template <std::size_t N, std::size_t n>
-  static void gather_ids(std::int32_t* targets, const std::int32_t* ids,
-                         const std::int32_t* index, std::size_t batch) {
+  static void gather_ids(std::int32_t* targets, const std::int32_t* ids, const std::int32_t* index,
+                         std::size_t batch) {
     backend::cuda::kernels::gather_ids<N, n>(targets, ids, index, batch);
   }
   template <std::size_t n, std::size_t W, class T>
@@ -139,15 +138,32 @@ struct device_ops<device::cuda> {
                                                  first_image);
   }
 
+  /// Runs f with this thread's products in exact fp32 (the tokenizer's: its targets must not
+  /// depend on the model's precision), then restores the precision.
+  template <class F>
+  static void with_exact_products(F&& f) {
+    auto& ctx = backend::cuda::context::current();
+    const auto saved = ctx.precision();
+    if (saved == backend::cuda::matmul_precision::fp32) return f();
+    backend::cuda::set_matmul_precision(backend::cuda::matmul_precision::fp32);
+    try {
+      f();
+    } catch (...) {
+      backend::cuda::set_matmul_precision(saved);
+      throw;
+    }
+    backend::cuda::set_matmul_precision(saved);
+  }
+
   // ---- AdamW: every segment in one launch, from a chunk table built at the first use ----
   template <class Segment, class T, class Options>
-  static void adamw_step(const std::vector<Segment>& segments, buffer<std::byte, device::cuda>& table,
-                         T* first, T* second, const Options& options, std::uint64_t steps,
-                         double lr, double grad_scale) {
+  static void adamw_step(const std::vector<Segment>& segments,
+                         buffer<std::byte, device::cuda>& table, T* first, T* second,
+                         const Options& options, std::uint64_t steps, double lr,
+                         double grad_scale) {
     const auto chunks = chunk_table<T>(segments, table);
-    backend::cuda::kernels::adamw_scalars s{lr,           options.beta1, options.beta2,
-                                            options.eps,  options.weight_decay,
-                                            grad_scale,   steps};
+    backend::cuda::kernels::adamw_scalars s{
+        lr, options.beta1, options.beta2, options.eps, options.weight_decay, grad_scale, steps};
     backend::cuda::kernels::adamw_update<T>(chunks.first, chunks.second, first, second, s);
   }
   /// The global L2 norm of the gradients; waits for the device and reports any kernel's
@@ -157,8 +173,8 @@ struct device_ops<device::cuda> {
                                     buffer<std::byte, device::cuda>& table) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(Segment::values)>>;
     const auto chunks = chunk_table<T>(segments, table);
-    const double sum = backend::cuda::kernels::gradient_sum_of_squares<T>(chunks.first,
-                                                                          chunks.second);
+    const double sum =
+        backend::cuda::kernels::gradient_sum_of_squares<T>(chunks.first, chunks.second);
     backend::cuda::context::current().check_errors("the training step");
     return std::sqrt(sum);
   }
