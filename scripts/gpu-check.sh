@@ -107,7 +107,7 @@ sanitizer="$(command -v compute-sanitizer || true)"
 if [ -x "$tests_bin" ]; then
   step cuda_tests 120 "$tests_bin" --no-version
   if [ -n "$sanitizer" ]; then
-    step memcheck 150 "$sanitizer" --tool memcheck --leak-check full --error-exitcode 3 \
+    step memcheck 200 "$sanitizer" --tool memcheck --leak-check full --error-exitcode 3 \
       "$tests_bin" --no-version
   else
     skip memcheck "no compute-sanitizer"
