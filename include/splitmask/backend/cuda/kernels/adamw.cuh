@@ -196,19 +196,6 @@ __global__ void __launch_bounds__(threads_per_block)
   }
 }
 
-// Pass 2: one block adds the partial sums (thread t takes t, t + 256, ... in order, then the
-// block's fixed tree), so the result does not depend on any scheduling. A template (of double
-// only) so that the header may be included by several translation units.
-template <class D>
-__global__ void __launch_bounds__(threads_per_block)
-    sum_partials_kernel(const D* __restrict__ partial, std::size_t count, D* __restrict__ total) {
-  __shared__ D shared[warp_lanes];
-  D sum = 0;
-  for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) sum += partial[i];
-  sum = block_sum(sum, shared);
-  if (threadIdx.x == 0) *total = sum;
-}
-
 /// One AdamW step over every chunk (a device array of chunk_count chunks from
 /// make_adamw_chunks): values, and the moments at each chunk's moment_offset, updated as
 /// adamw::step(s.lr, s.grad_scale) does at step s.step.
@@ -239,13 +226,7 @@ double gradient_sum_of_squares(const adamw_chunk<T>* chunks, std::size_t chunk_c
   gradient_squares_kernel<T><<<grid_for(chunk_count, 1, ctx), threads_per_block, 0,
                                ctx.stream()>>>(chunks, chunk_count, partial);
   SPLITMASK_CUDA_CHECK(cudaGetLastError());
-  sum_partials_kernel<double><<<1, threads_per_block, 0, ctx.stream()>>>(partial, chunk_count, total);
-  SPLITMASK_CUDA_CHECK(cudaGetLastError());
-  double result = 0;
-  SPLITMASK_CUDA_CHECK(
-      cudaMemcpyAsync(&result, total, sizeof result, cudaMemcpyDeviceToHost, ctx.stream()));
-  ctx.synchronize();
-  return result;
+  return sum_to_host(partial, chunk_count, total);
 }
 
 }  // namespace splitmask::backend::cuda::kernels

@@ -77,18 +77,6 @@ __global__ void __launch_bounds__(cross_entropy_threads<K>)
   }
 }
 
-// One block: *mean = (sum of values) / count, each thread adding a fixed stride in order, then a
-// fixed tree (block_sum). A template (V = double) so that the header defines no plain symbol.
-template <class V>
-__global__ void __launch_bounds__(threads_per_block)
-    cross_entropy_mean_kernel(V* mean, const V* __restrict__ values, std::size_t count) {
-  __shared__ V reduce_buffer[warp_lanes];
-  V sum = 0;
-  for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) sum += values[i];
-  sum = block_sum(sum, reduce_buffer);
-  if (threadIdx.x == 0) *mean = sum / static_cast<V>(count);
-}
-
 // A thread per element; d_logits may be logits (each element read, then written, by one thread).
 template <class T, std::size_t K>
 __global__ void __launch_bounds__(threads_per_block)
@@ -119,21 +107,15 @@ double cross_entropy_forward(T* lse, const T* logits, const std::int32_t* target
   static_assert(K > 0, "splitmask: cross_entropy_forward needs K > 0");
   if (rows == 0) return 0.0;
   auto& ctx = context::current();
-  double* mean = static_cast<double*>(ctx.scratch((rows + 1) * sizeof(double)));
-  double* row_losses = mean + 1;
+  double* sum = static_cast<double*>(ctx.scratch((rows + 1) * sizeof(double)));
+  double* row_losses = sum + 1;
   cross_entropy_forward_kernel<T, K>
       <<<grid_for(rows, 1, ctx), cross_entropy_threads<K>, 0, ctx.stream()>>>(
           lse, row_losses, logits, targets, rows, ctx.error_counter());
   SPLITMASK_CUDA_CHECK(cudaGetLastError());
-  cross_entropy_mean_kernel<double>
-      <<<1, threads_per_block, 0, ctx.stream()>>>(mean, row_losses, rows);
-  SPLITMASK_CUDA_CHECK(cudaGetLastError());
-  double result = 0;
-  SPLITMASK_CUDA_CHECK(
-      cudaMemcpyAsync(&result, mean, sizeof result, cudaMemcpyDeviceToHost, ctx.stream()));
-  ctx.synchronize();
+  const double total = sum_to_host(row_losses, rows, sum);
   ctx.check_errors("cross_entropy_forward");
-  return result;
+  return total / static_cast<double>(rows);
 }
 
 /// d_logits[r][k] = g * exp(logits[r][k] - lse[r]), minus g at k = targets[r]. d_logits may be

@@ -104,18 +104,6 @@ __global__ void __launch_bounds__(threads_per_block)
   }
 }
 
-// One block: *total = the sum of values, each thread adding a fixed stride in order, then a fixed
-// tree (block_sum). A template (V = double) so that the header defines no plain symbol.
-template <class V>
-__global__ void __launch_bounds__(threads_per_block)
-    infonce_sum_kernel(V* total, const V* __restrict__ values, std::size_t count) {
-  __shared__ V reduce_buffer[warp_lanes];
-  V sum = 0;
-  for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) sum += values[i];
-  sum = block_sum(sum, reduce_buffer);
-  if (threadIdx.x == 0) *total = sum;
-}
-
 // Thread per element: g[i][j] = factor * (row_softmax + column_softmax - 2 [i = j]).
 template <class T>
 __global__ void __launch_bounds__(threads_per_block)
@@ -199,13 +187,7 @@ double infonce_forward(T* q_a, T* q_b, T* norm_a, T* norm_b, T* row_softmax, T* 
   infonce_softmax_kernel<T><<<dim3(row_blocks, 2), threads_per_block, 0, ctx.stream()>>>(
       row_softmax, column_softmax, losses, work, B);
   SPLITMASK_CUDA_CHECK(cudaGetLastError());
-  infonce_sum_kernel<double><<<1, threads_per_block, 0, ctx.stream()>>>(loss, losses, 2 * B);
-  SPLITMASK_CUDA_CHECK(cudaGetLastError());
-  double result = 0;
-  SPLITMASK_CUDA_CHECK(
-      cudaMemcpyAsync(&result, loss, sizeof result, cudaMemcpyDeviceToHost, ctx.stream()));
-  ctx.synchronize();
-  return result;
+  return sum_to_host(losses, 2 * B, loss);
 }
 
 /// dp_a, dp_b (written) = scale times the gradient of infonce_forward's loss, from what forward
