@@ -86,38 +86,6 @@ def step_flops(c):
     return 3 * body + 2 * (2 * b * n * length * d) + 2 * b * n * length * k
 
 
-def portable_model(SplitMask, torch, F):
-    """The golden SplitMask, made runnable on a GPU and under autocast, the same computation
-    otherwise (checked equal to it in fp32 on the CPU, forward and gradients). Two changes: the
-    InfoNCE targets are made on the similarities' device (the golden forward makes them with
-    torch.arange on the CPU), and the decoder's scatter of the embedded tokens among the mask
-    tokens takes them in the mask tokens' dtype (under autocast the embedding is bfloat16 and the
-    mask token an fp32 parameter; scatter does not promote, as torch.cat would in MAE's decoder)."""
-
-    class PortableSplitMask(SplitMask):
-        def decode(self, encoded, index):
-            y = self.decoder_embed(encoded)  # (B, n, Dd)
-            b, n_tok, dd = y.shape[0], self.decoder_pos_embed.shape[0], y.shape[-1]
-            full = self.mask_token.expand(b, n_tok, dd).clone()
-            full = full.scatter(1, index.unsqueeze(-1).expand(-1, -1, dd), y.to(full.dtype))
-            full = full + self.decoder_pos_embed
-            for block in self.decoder_blocks:
-                full = block(full)
-            return self.decoder_norm(full)  # (B, N, Dd)
-
-        def forward(self, images, index_a, index_b, ids, tau, lam):
-            ce_a, z_a, p_a = self.branch(images, index_a, index_b, ids)
-            ce_b, _, p_b = self.branch(images, index_b, index_a, ids)
-            q_a = p_a / p_a.norm(dim=1, keepdim=True)
-            q_b = p_b / p_b.norm(dim=1, keepdim=True)
-            s = q_a @ q_b.t() / tau
-            target = torch.arange(s.shape[0], device=s.device)
-            infonce = 0.5 * (F.cross_entropy(s, target) + F.cross_entropy(s.t(), target))
-            loss = ce_a + ce_b + lam * infonce
-            return {"ce_a": ce_a, "ce_b": ce_b, "infonce": infonce, "loss": loss, "z_a": z_a, "p_a": p_a}
-
-    return PortableSplitMask
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -164,8 +132,7 @@ def main():
     c = full_config(args.config, args.batch)
     b, n, k = c["batch"], c["patches"], c["vocabulary_size"]
     p, g, ch = c["patch_size"], c["grid"], c["channels"]
-    golden = device.type == "cpu" and args.amp == "none"  # the golden class as it is
-    model = (SplitMask if golden else portable_model(SplitMask, torch, F))(c).to(device)
+    model = SplitMask(c).to(device)
     params = list(model.parameters())
     decay = [q for q in params if q.dim() >= 2]
     no_decay = [q for q in params if q.dim() < 2]

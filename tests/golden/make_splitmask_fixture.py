@@ -59,7 +59,8 @@ class SplitMask(nn.Module):
         y = self.decoder_embed(encoded)  # (B, n, Dd)
         b, n_tok, dd = y.shape[0], self.decoder_pos_embed.shape[0], y.shape[-1]
         full = self.mask_token.expand(b, n_tok, dd).clone()
-        full = full.scatter(1, index.unsqueeze(-1).expand(-1, -1, dd), y)
+        # In the mask token's dtype: under autocast y is bfloat16, and scatter does not promote.
+        full = full.scatter(1, index.unsqueeze(-1).expand(-1, -1, dd), y.to(full.dtype))
         full = full + self.decoder_pos_embed
         for block in self.decoder_blocks:
             full = block(full)
@@ -79,7 +80,7 @@ class SplitMask(nn.Module):
         q_a = p_a / p_a.norm(dim=1, keepdim=True)
         q_b = p_b / p_b.norm(dim=1, keepdim=True)
         s = q_a @ q_b.t() / tau
-        target = torch.arange(s.shape[0])
+        target = torch.arange(s.shape[0], device=s.device)
         infonce = 0.5 * (F.cross_entropy(s, target) + F.cross_entropy(s.t(), target))
         loss = ce_a + ce_b + lam * infonce
         return {"ce_a": ce_a, "ce_b": ce_b, "infonce": infonce, "loss": loss, "z_a": z_a, "p_a": p_a}
