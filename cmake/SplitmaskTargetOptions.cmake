@@ -15,14 +15,22 @@ function(splitmask_strict target)
       $<$<COMPILE_LANGUAGE:CXX>:-Werror>
       $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings -Xcompiler=-Werror>)
   endif()
-  if(SPLITMASK_NATIVE)
-    # Eigen's products and the expression loops vectorise for the CPU's widest units (AVX-512).
-    # GCC 12 reports false "may be used uninitialized" inside its own AVX-512 intrinsics when
-    # they are inlined from Eigen's products; that warning stays on without -march=native.
+  # GCC before 13 writes _mm*_undefined_*() in its intrinsics headers as `__m512 __Y = __Y;`
+  # (GCC bug 105593): inlined from Eigen's AVX-512 products, each use is reported as
+  # "'__Y' is used uninitialized", hundreds of times. -Wno-init-self silences exactly that
+  # idiom (a variable initialised with itself) and keeps every other uninitialised-use warning.
+  target_compile_options(${target} PRIVATE
+    $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>,$<VERSION_LESS:$<CXX_COMPILER_VERSION>,13>>:-Wno-init-self>
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wno-init-self>)  # nvcc's host compiler here is GCC
+  # The target CPU: Eigen's products and the expression loops vectorise for its widest units.
+  set(march ${SPLITMASK_MARCH})
+  if(NOT march AND SPLITMASK_NATIVE)
+    set(march native)
+  endif()
+  if(march)
     target_compile_options(${target} PRIVATE
-      $<$<COMPILE_LANGUAGE:CXX>:-march=native>
-      $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-Wno-maybe-uninitialized>
-      $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-march=native>)
+      $<$<COMPILE_LANGUAGE:CXX>:-march=${march}>
+      $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-march=${march}>)
   endif()
   if(SPLITMASK_SANITIZE)
     target_compile_options(${target} PRIVATE
