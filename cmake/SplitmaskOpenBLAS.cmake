@@ -2,13 +2,14 @@
 # OpenMP's, so products and splitmask's own loops share one pool (the pthreads build would start
 # a second pool fighting the first over the same cores).
 
-# Defines the imported target splitmask::openblas from find_package(OpenBLAS CONFIG)'s variables.
+# Defines the imported target splitmask::openblas (with SPLITMASK_HAS_OPENBLAS=1) from find_package(OpenBLAS CONFIG)'s variables.
 macro(splitmask_openblas_target)
   if(NOT TARGET splitmask::openblas)
     add_library(splitmask::openblas INTERFACE IMPORTED GLOBAL)
     set_target_properties(splitmask::openblas PROPERTIES
       INTERFACE_INCLUDE_DIRECTORIES "${OpenBLAS_INCLUDE_DIRS}"
-      INTERFACE_LINK_LIBRARIES "${OpenBLAS_LIBRARIES}")
+      INTERFACE_LINK_LIBRARIES "${OpenBLAS_LIBRARIES}"
+      INTERFACE_COMPILE_DEFINITIONS SPLITMASK_HAS_OPENBLAS=1)
   endif()
 endmacro()
 

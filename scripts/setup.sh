@@ -8,7 +8,8 @@ packages=(
   libeigen3-dev                  # CPU matrix products
   doctest-dev                    # tests
   libbenchmark-dev               # benchmarks
-  libopenblas-openmp-dev         # the sgemm peer of the matmul benchmark (OpenMP build: one pool)
+  libdnnl-dev                    # CPU matrix products: oneDNN, JIT for the CPU it finds (fp32, bf16)
+  libopenblas-openmp-dev         # CPU matrix products where oneDNN is not chosen (OpenMP build)
   libstb-dev                     # image decoding and resizing (image folders)
   zlib1g-dev                     # gzipped IDX files (MNIST, Fashion-MNIST)
   nlohmann-json3-dev             # safetensors checkpoint headers, metrics

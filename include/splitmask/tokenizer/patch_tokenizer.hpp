@@ -112,7 +112,8 @@ class patch_tokenizer {
     detail::parallel_for(rows, L, [&](std::size_t r) {
       standardise(vp.data() + r * L, standardised_.data() + r * L);
     });
-    matmul(scores_, standardised_, transposed(vocabulary_));
+    // Exact fp32 whatever the precision of products: bf16 rounding would move ids.
+    backend::cpu::with_fp32_products([&] { matmul(scores_, standardised_, transposed(vocabulary_)); });
     detail::parallel_for(rows, K, [&](std::size_t r) {
       const float* s = scores_.data() + r * K;
       std::size_t best = 0;
