@@ -27,6 +27,7 @@
 #include <splitmask/io/checkpoint.hpp>
 #include "common/presets.hpp"
 #include "common/progress.hpp"
+#include "common/gemm_option.hpp"
 #include "common/threads.hpp"
 #include "common/training_log.hpp"
 
@@ -336,7 +337,9 @@ int run(const request& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ex::restart_with_passive_wait(argv);
   request r;
+  ex::cpu_gemm_choice gemm;
   CLI::App app{"k-NN, linear-probe and fine-tuning accuracy of an encoder on labelled images",
                "splitmask-eval"};
   app.add_option("--checkpoint", r.checkpoint,
@@ -394,9 +397,11 @@ int main(int argc, char** argv) {
   app.add_option("--min-scale", r.min_scale, "Fine-tuning crops: smallest area kept (1: no crop)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+  ex::add_gemm_option(app, gemm);
   CLI11_PARSE(app, argc, argv);
   try {
     ex::set_threads(r.threads);
+    ex::use_cpu_gemm(gemm);
     return run(r);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -16,8 +16,10 @@
 #include <splitmask/data/dataset.hpp>
 #include <splitmask/io/feature_extractor.hpp>
 
+#include "common/gemm_option.hpp"
 #include "common/npy.hpp"
 #include "common/presets.hpp"
+#include "common/threads.hpp"
 
 namespace ex = splitmask::examples;
 
@@ -72,7 +74,9 @@ int extract(const request& r, const splitmask::checkpoint_info& info) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ex::restart_with_passive_wait(argv);
   request r;
+  ex::cpu_gemm_choice gemm;
   CLI::App app{"Mean-pooled encoder features of a pre-trained checkpoint", "splitmask-features"};
   app.add_option("--checkpoint", r.checkpoint, "A checkpoint written by splitmask-pretrain")
       ->required()
@@ -89,8 +93,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--out", r.out, "Output folder")->capture_default_str();
   app.add_option("--inputs", r.inputs, "Also write the normalised input images to this .npy");
+  ex::add_gemm_option(app, gemm);
   CLI11_PARSE(app, argc, argv);
   try {
+    ex::use_cpu_gemm(gemm);
     const auto info = splitmask::read_checkpoint_info(r.checkpoint);
     for (const auto& p : ex::preset_list()) {
       const int status = ex::with_preset(p.name, [&](auto preset) {

@@ -17,6 +17,7 @@
 #include <splitmask/io/checkpoint.hpp>
 
 #include "../common/presets.hpp"
+#include "../common/gemm_option.hpp"
 #include "../common/threads.hpp"
 #include "instances.hpp"
 #include "run.hpp"
@@ -89,12 +90,14 @@ void prepare_out(const std::string& out, bool resuming, bool overwrite) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ex::restart_with_passive_wait(argv);
   ex::pretrain_settings s;
   ex::run_control control;
   control.out = "runs/pretrain";
   std::string& out = control.out;
   std::string& resume = control.resume;
   int threads = 0;
+  ex::cpu_gemm_choice gemm;
   bool list_presets = false, overwrite = false;
 
   CLI::App app{"SplitMask pre-training of a Vision Transformer on your images", "splitmask-pretrain"};
@@ -146,10 +149,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   app.add_option("--precision", control.precision,
-                 "With --device cuda, the matrix products: fp32, tf32, or bf16 (bf16 operands, "
-                 "fp32 accumulation, weights and optimiser)")
+                 "The matrix products: fp32, bf16 (bf16 operands, fp32 accumulation, weights and "
+                 "optimiser; on the CPU where it has AVX512_BF16 or AMX), or tf32 (--device cuda)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();
+  ex::add_gemm_option(app, gemm);
   app.add_option("--save-every", control.save_every,
                  "Steps between checkpoints (default: 10 per run)");
   app.add_option("--stop-after", control.stop_after,
@@ -167,12 +171,16 @@ int main(int argc, char** argv) {
   }
   try {
     ex::set_threads(threads);
-    if (control.device == "cpu" && control.precision != "fp32")
-      throw std::invalid_argument("--precision " + control.precision +
-                                  " applies to --device cuda; the CPU computes in fp32");
-    if (threads != 1 && !std::getenv("OMP_WAIT_POLICY"))
-      std::fprintf(stderr, "note: OMP_WAIT_POLICY is not set; with few cores, "
-                   "OMP_WAIT_POLICY=passive is faster (docs/performance.md)\n");
+    if (control.device == "cpu") {
+      if (control.precision == "tf32")
+        throw std::invalid_argument("--precision tf32 applies to --device cuda; the CPU's "
+                                    "products are fp32 or bf16");
+      gemm.precision = control.precision;
+      ex::use_cpu_gemm(gemm);
+    } else if (app.count("--gemm") != 0) {
+      throw std::invalid_argument("--gemm chooses the CPU's matrix products; with --device cuda "
+                                  "they run on cuBLAS");
+    }
     if (!resume.empty()) {
       s = resumed_settings(resume, app, s);
       if (app.count("--out") == 0) out = std::filesystem::path(resume).parent_path().string();
