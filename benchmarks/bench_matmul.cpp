@@ -1,7 +1,10 @@
-// CPU matrix products: GFLOP/s (2 M N K per product) of Eigen's product and OpenBLAS's sgemm
-// (when the build uses it) on the same shapes in one run: square products, the linear layers of
-// a ViT-Ti training step, and batched attention-head products. `matmul/...` is the public entry
-// point with this build's backend, so its overhead shows too.
+// CPU matrix products: GFLOP/s (2 M N K per product) of every GEMM library this build has
+// (oneDNN, OpenBLAS, Eigen), and of oneDNN's bf16 products where the CPU has them, on the same
+// shapes in one run: square products and the products of a SplitMask step for ti4-28 (B 64: a
+// subset of 25 tokens x 64 images = 1600 rows, D 192) and s4-32 (B 32: 32 tokens x 32 images =
+// 1024 rows, D 384), forward (y = x W^T), input gradient (dx = dy W) and weight gradient
+// (dW = dy^T x). `matmul/...` is the public entry point with the library chosen at run time.
+//   OMP_NUM_THREADS=2 build/benchmarks/bench_matmul --benchmark_filter=vit
 #include <benchmark/benchmark.h>
 
 #include <splitmask/splitmask.hpp>
@@ -9,24 +12,35 @@
 
 namespace {
 using namespace splitmask;
+namespace cpu = backend::cpu;
 
 struct shape {
-  const char* name;
+  std::string name;
   std::size_t batch, m, n, k;
-  bool transpose_b;
+  bool transpose_a, transpose_b;
 };
 
-// ViT-Ti at 28x28 patch 4, B = 64 images, one subset of 25 tokens: 1600 token rows.
-const shape shapes[] = {
-    {"square_512", 1, 512, 512, 512, false},
-    {"square_1024", 1, 1024, 1024, 1024, false},
-    {"square_2048", 1, 2048, 2048, 2048, false},
-    {"vit_qkv_1600x576x192", 1, 1600, 576, 192, true},
-    {"vit_fc1_1600x768x192", 1, 1600, 768, 192, true},
-    {"vit_fc2_1600x192x768", 1, 1600, 192, 768, true},
-    {"heads_qk_192x25x25x64", 192, 25, 25, 64, true},   // 64 images x 3 heads: Q K^T
-    {"heads_pv_192x25x64x25", 192, 25, 64, 25, false},  // P V
-};
+// The three products of a linear layer (Out, In) over `rows` token rows.
+void add_linear(std::vector<shape>& out, const std::string& name, std::size_t rows,
+                std::size_t in, std::size_t outs) {
+  const std::string dims = "_" + std::to_string(in) + "to" + std::to_string(outs);
+  out.push_back({name + dims + "_fwd", 1, rows, outs, in, false, true});   // x W^T
+  out.push_back({name + dims + "_dx", 1, rows, in, outs, false, false});   // dy W
+  out.push_back({name + dims + "_dw", 1, outs, in, rows, true, false});    // dy^T x
+}
+
+std::vector<shape> all_shapes() {
+  std::vector<shape> s = {{"square_1024", 1, 1024, 1024, 1024, false, false},
+                          {"square_2048", 1, 2048, 2048, 2048, false, false}};
+  add_linear(s, "vit_ti4-28_qkv", 1600, 192, 576);
+  add_linear(s, "vit_ti4-28_fc1", 1600, 192, 768);
+  add_linear(s, "vit_ti4-28_fc2", 1600, 768, 192);
+  add_linear(s, "vit_s4-32_qkv", 1024, 384, 1152);
+  add_linear(s, "vit_s4-32_fc1", 1024, 384, 1536);
+  add_linear(s, "vit_s4-32_fc2", 1024, 1536, 384);
+  s.push_back({"heads_qk_192x25x25x64", 192, 25, 25, 64, false, true});  // 64 images x 3 heads
+  return s;
+}
 
 struct operands {
   tensor<float, extents<dynamic>> a, b, c;
@@ -35,11 +49,14 @@ struct operands {
       : a(s.batch * s.m * s.k), b(s.batch * s.k * s.n), c(s.batch * s.m * s.n) {
     a = uniform<float>(counter_rng(1), a.extents(), -1.f, 1.f);
     b = uniform<float>(counter_rng(2), b.extents(), -1.f, 1.f);
+    c = 0.f;
     g.m = s.m;
     g.n = s.n;
     g.k = s.k;
     g.batch = s.batch;
+    g.transpose_a = s.transpose_a;
     g.transpose_b = s.transpose_b;
+    g.beta = 1;  // as the step runs them: bias or gradient already in C
     g.a = a.data();
     g.b = b.data();
     g.c = c.data();
@@ -59,24 +76,34 @@ void measure(benchmark::State& state, const shape& s, Run run) {
       benchmark::Counter(flops * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
-void register_all() {
+void register_all(const std::vector<shape>& shapes) {
+  std::vector<cpu::gemm_library> libraries;
+#if defined(SPLITMASK_HAS_ONEDNN)
+  libraries.push_back(cpu::gemm_library::onednn);
+#endif
+#if defined(SPLITMASK_HAS_OPENBLAS)
+  libraries.push_back(cpu::gemm_library::openblas);  // measured even where it is refused
+#endif
+  libraries.push_back(cpu::gemm_library::eigen);
   for (const shape& s : shapes) {
-    const std::string n = s.name;
-    benchmark::RegisterBenchmark(("eigen/" + n).c_str(), [&s](benchmark::State& st) {
-      measure(st, s, [](const gemm_args<float>& g) {
-        backend::cpu::gemm_batched(g, backend::cpu::eigen_gemm<float>);
-      });
-    })->UseRealTime();
-#if defined(SPLITMASK_USE_OPENBLAS)
-    benchmark::RegisterBenchmark(("openblas/" + n).c_str(), [&s](benchmark::State& st) {
-      measure(st, s, [](const gemm_args<float>& g) {
-        backend::cpu::gemm_batched(g, backend::cpu::openblas_gemm<float>);
-      });
-    })->UseRealTime();
+    for (const cpu::gemm_library library : libraries) {
+      benchmark::RegisterBenchmark(
+          (std::string(cpu::to_string(library)) + "/" + s.name).c_str(),
+          [&s, library](benchmark::State& st) {
+            measure(st, s, [library](const gemm_args<float>& g) { cpu::gemm_with(library, g); });
+          })
+          ->UseRealTime();
+    }
+#if defined(SPLITMASK_HAS_ONEDNN)
+    if (cpu::bf16_products_available()) {
+      benchmark::RegisterBenchmark(("onednn_bf16/" + s.name).c_str(), [&s](benchmark::State& st) {
+        measure(st, s, [](const gemm_args<float>& g) { cpu::onednn_bf16_gemm(g); });
+      })->UseRealTime();
+    }
 #endif
   }
   // The public entry point on a linear layer's shapes (views, shape checks, dispatch).
-  benchmark::RegisterBenchmark("matmul/vit_fc1_1600x768x192", [](benchmark::State& st) {
+  benchmark::RegisterBenchmark("matmul/vit_ti4-28_fc1_192to768_fwd", [](benchmark::State& st) {
     tensor<float, extents<dynamic, 192>> x(1600);
     tensor<float, extents<768, 192>> w;
     tensor<float, extents<dynamic, 768>> y(1600);
@@ -94,8 +121,10 @@ void register_all() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  benchmark::AddCustomContext("cpu_gemm", backend::cpu::gemm_name());
-  register_all();
+  benchmark::AddCustomContext("cpu_gemm", cpu::gemm_description());
+  benchmark::AddCustomContext("cpu_isa", cpu::cpu_isa());
+  static const std::vector<shape> shapes = all_shapes();
+  register_all(shapes);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -2,11 +2,15 @@
 // clipping, AdamW) for the 28 x 28 x 1 patch-4 ViT-Ti preset (D 192, depth 12, 3 heads, decoder
 // 2 x 192, K 512) at B = 64 and the 32 x 32 x 3 patch-4 ViT-S preset (D 384, depth 12, 6 heads,
 // decoder 2 x 384, K 1024) at B = 32; and the BEiT step on the first. images/s and GFLOP/s of
-// matrix products (2·M·N·K per GEMM, backward counted as twice the forward).
+// matrix products (2·M·N·K per GEMM, backward counted as twice the forward). The products run on
+// the CPU GEMM chosen at run time (SPLITMASK_GEMM overrides it; the context line names it);
+// splitmask_step_bf16/... runs them with bf16 operands where the CPU has bf16 instructions.
 // benchmarks/compare_pytorch.sh runs the SplitMask cases beside PyTorch's step.
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <cstdint>
+#include <string>
 
 #include <splitmask/splitmask.hpp>
 #include <splitmask/train/beit_trainer.hpp>
@@ -35,7 +39,11 @@ patch_tokenizer<Config> tokenizer_for(const tensor<float, extents<dynamic, Confi
 }
 
 template <class Config>
-void splitmask_step(benchmark::State& state) {
+void splitmask_step(benchmark::State& state, backend::cpu::matmul_precision precision) {
+  struct precision_scope {  // this thread's products, for the benchmark only
+    explicit precision_scope(backend::cpu::matmul_precision p) { backend::cpu::set_matmul_precision(p); }
+    ~precision_scope() { backend::cpu::set_matmul_precision(backend::cpu::matmul_precision::fp32); }
+  } scope(precision);
   const auto batch = static_cast<std::size_t>(state.range(0));
   const auto images = random_images<Config>(batch);
   splitmask_trainer<Config> trainer(batch, tokenizer_for<Config>(images), pretrain_options{});
@@ -64,18 +72,32 @@ void beit_step(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(steps * flops * 1e-9, benchmark::Counter::kIsRate);
 }
 
-BENCHMARK_TEMPLATE(splitmask_step, presets::vit_ti4_28)
-    ->Name("splitmask_step/ti4-28")
-    ->Arg(64)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_TEMPLATE(splitmask_step, presets::vit_s4_32)
-    ->Name("splitmask_step/s4-32")
-    ->Arg(32)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+template <class Config>
+void register_splitmask_step(const char* name, std::int64_t batch) {
+  using backend::cpu::matmul_precision;
+  benchmark::RegisterBenchmark((std::string("splitmask_step/") + name).c_str(),
+                               splitmask_step<Config>, matmul_precision::fp32)
+      ->Arg(batch)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  if (backend::cpu::bf16_products_available())
+    benchmark::RegisterBenchmark((std::string("splitmask_step_bf16/") + name).c_str(),
+                                 splitmask_step<Config>, matmul_precision::bf16)
+        ->Arg(batch)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+}
+
 BENCHMARK(beit_step)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("cpu_gemm", backend::cpu::gemm_description());
+  register_splitmask_step<presets::vit_ti4_28>("ti4-28", 64);
+  register_splitmask_step<presets::vit_s4_32>("s4-32", 32);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

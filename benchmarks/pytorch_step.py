@@ -194,7 +194,23 @@ def main():
                        "tflops_per_s": step_flops(c) * 1e-12 / statistics.median(times)})
         if on_cuda:
             result["max_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    result["blas"] = blas_in_use()
     print(json.dumps(result))
+
+
+def blas_in_use():
+    """The BLAS this process loaded, and for OpenBLAS the kernels it runs ("OpenBLAS Haswell")."""
+    import ctypes
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if "libopenblas" in line})
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return "OpenBLAS " + lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            continue
+    return "unknown"
 
 
 if __name__ == "__main__":
