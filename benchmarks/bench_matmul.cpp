@@ -95,6 +95,9 @@ void register_all(const std::vector<shape>& shapes) {
           ->UseRealTime();
     }
 #if defined(SPLITMASK_HAS_ONEDNN)
+    benchmark::RegisterBenchmark(("onednn_sgemm/" + s.name).c_str(), [&s](benchmark::State& st) {
+      measure(st, s, [](const gemm_args<float>& g) { cpu::gemm_batched(g, cpu::onednn_sgemm); });
+    })->UseRealTime();
     if (cpu::bf16_products_available()) {
       benchmark::RegisterBenchmark(("onednn_bf16/" + s.name).c_str(), [&s](benchmark::State& st) {
         measure(st, s, [](const gemm_args<float>& g) { cpu::onednn_bf16_gemm(g); });

@@ -482,8 +482,9 @@ TEST_CASE("bf16 products: a SplitMask step's losses and gradient norm stay near 
 // ---- learning ------------------------------------------------------------------------------
 
 TEST_CASE("a SplitMask or BEiT step allocates no memory once the first step has run") {
-  // Our code's allocations, with Eigen's products: oneDNN's dnnl_sgemm makes one small heap
-  // allocation of its own in every call (measured with oneDNN 2.6.3), which no caller can avoid.
+  // Our code's allocations, with Eigen's products: oneDNN makes small heap allocations of its
+  // own in every product it runs (memory objects, the argument map: 16 per product, measured
+  // with oneDNN 2.6.3), which no caller can avoid.
   struct eigen_products {
     backend::cpu::gemm_library saved = backend::cpu::gemm_in_use();
     eigen_products() { backend::cpu::use_gemm(backend::cpu::gemm_library::eigen); }

@@ -241,7 +241,7 @@ void gemm_with(gemm_library library, const gemm_args<T>& g) {
 #if defined(SPLITMASK_HAS_ONEDNN)
     case gemm_library::onednn:
       if constexpr (std::is_same_v<T, float>) {
-        gemm_batched(g, onednn_sgemm);
+        onednn_gemm(g);  // the batch too
         return;
       }
       break;  // oneDNN has no double GEMM: Eigen's below

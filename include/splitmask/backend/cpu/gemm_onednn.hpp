@@ -1,9 +1,11 @@
 // The oneDNN CPU GEMM (built with SPLITMASK_HAS_ONEDNN, which the CMake target splitmask::onednn
 // sets; Debian's libdnnl-dev, whose threads are OpenMP's, so it shares our pool). oneDNN
 // compiles its kernels at run time for the instruction set it finds, so a CPU model that a
-// BLAS does not know still gets its own vector units. fp32 products go to dnnl_sgemm; bf16
-// products (operands rounded to bf16, fp32 accumulation and result) to a matmul primitive,
-// cached per shape.
+// BLAS does not know still gets its own vector units. Products run on matmul primitives cached
+// per shape, fp32 or bf16 (operands rounded to bf16, fp32 accumulation and result), with a
+// scratchpad of ours. dnnl_sgemm is here for comparison (bench_matmul): it allocates its
+// packing buffer in every call, and on the step's shapes that memory comes back from the
+// system each time (page faults, docs/performance.md).
 #pragma once
 
 #include <cstddef>
@@ -29,9 +31,10 @@ namespace splitmask::backend::cpu {
 inline std::uint16_t to_bf16(float x) {
   std::uint32_t bits = 0;
   std::memcpy(&bits, &x, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<std::uint16_t>(bits >> 16);
+  const std::uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  const std::uint32_t quiet_nan = (bits >> 16) | 0x40u;
+  // A select, not a branch, so that loops over it vectorise.
+  return static_cast<std::uint16_t>((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
 /// The float whose bits are the bf16 `h`.
@@ -82,7 +85,8 @@ inline std::string onednn_version() {
   return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
 }
 
-/// One fp32 product of `g` at the given pointers, by dnnl_sgemm (row-major, like ours).
+/// One fp32 product of `g` at the given pointers, by dnnl_sgemm (row-major, like ours): not
+/// matmul's path (see the top), measured beside it by bench_matmul.
 inline void onednn_sgemm(const gemm_args<float>& g, const float* a, const float* b, float* c) {
   const auto m = static_cast<dnnl_dim_t>(g.m), n = static_cast<dnnl_dim_t>(g.n),
              k = static_cast<dnnl_dim_t>(g.k);
@@ -95,36 +99,52 @@ inline void onednn_sgemm(const gemm_args<float>& g, const float* a, const float*
                              "x" + std::to_string(g.n) + "x" + std::to_string(g.k) + " product");
 }
 
-// The matmul primitives of bf16 products, one per shape, and the bf16 copies of operands.
-class onednn_bf16_products {
+// oneDNN matmul primitives, one per product shape and operand type, cached, with a scratchpad
+// of ours kept between products (oneDNN's own would be new memory in every call, whose page
+// faults cost more than the product on the step's shapes; dnnl_sgemm has the same problem on
+// some shapes), and the bf16 copies of the operands.
+class onednn_products {
  public:
-  static onednn_bf16_products& instance() {
-    static onednn_bf16_products products;
+  static onednn_products& instance() {
+    static onednn_products products;
     return products;
   }
 
-  void run(const gemm_args<float>& g) {
+  /// The g.batch products of `g`, with fp32 operands or with both rounded to bf16.
+  void run(const gemm_args<float>& g, bool bf16) {
     std::lock_guard<std::mutex> lock(mutex_);
-    const std::size_t na = g.batch * g.m * g.k, nb = g.batch * g.k * g.n;
-    if (a16_.size() < na) a16_.resize(na);
-    if (b16_.size() < nb) b16_.resize(nb);
-    round_to_bf16(g.a, a16_.data(), na);
-    round_to_bf16(g.b, b16_.data(), nb);
-    const entry& e = primitive_for(g);
-    dnnl::memory a(e.a, engine_, a16_.data()), b(e.b, engine_, b16_.data()), c(e.c, engine_, g.c);
-    e.product.execute(stream_, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    const void* a = g.a;
+    const void* b = g.b;
+    if (bf16) {
+      const std::size_t na = g.batch * g.m * g.k, nb = g.batch * g.k * g.n;
+      if (a16_.size() < na) a16_.resize(na);
+      if (b16_.size() < nb) b16_.resize(nb);
+      round_to_bf16(g.a, a16_.data(), na);
+      round_to_bf16(g.b, b16_.data(), nb);
+      a = a16_.data();
+      b = b16_.data();
+    }
+    const entry& e = primitive_for(g, bf16);
+    if (scratchpad_.size() < e.scratchpad.get_size()) scratchpad_.resize(e.scratchpad.get_size());
+    // oneDNN's memory objects do not write through these pointers (sources are read-only).
+    dnnl::memory ma(e.a, engine_, const_cast<void*>(a)), mb(e.b, engine_, const_cast<void*>(b)),
+        mc(e.c, engine_, g.c), scratchpad(e.scratchpad, engine_, scratchpad_.data());
+    e.product.execute(stream_, {{DNNL_ARG_SRC, ma},
+                                {DNNL_ARG_WEIGHTS, mb},
+                                {DNNL_ARG_DST, mc},
+                                {DNNL_ARG_SCRATCHPAD, scratchpad}});
     stream_.wait();
   }
 
  private:
   struct entry {
-    dnnl::memory::desc a, b, c;
+    dnnl::memory::desc a, b, c, scratchpad;
     dnnl::matmul product;
   };
-  using key = std::tuple<std::size_t, std::size_t, std::size_t, std::size_t, bool, bool, float,
-                         float>;
+  using key = std::tuple<bool, std::size_t, std::size_t, std::size_t, std::size_t, bool, bool,
+                         float, float>;
 
-  onednn_bf16_products() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+  onednn_products() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
 
   // (batch, rows, cols) of a row-major matrix, or of its transpose when `t`.
   static dnnl::memory::desc matrix(std::size_t batch, std::size_t rows, std::size_t cols, bool t,
@@ -134,16 +154,18 @@ class onednn_bf16_products {
     return dnnl::memory::desc(dims{B, R, C}, type, t ? dims{R * C, 1, R} : dims{R * C, C, 1});
   }
 
-  const entry& primitive_for(const gemm_args<float>& g) {
-    const key k{g.batch, g.m, g.n, g.k, g.transpose_a, g.transpose_b, g.alpha, g.beta};
+  const entry& primitive_for(const gemm_args<float>& g, bool bf16) {
+    const key k{bf16, g.batch, g.m, g.n, g.k, g.transpose_a, g.transpose_b, g.alpha, g.beta};
     auto found = cache_.find(k);
     if (found != cache_.end()) return found->second;
     using type = dnnl::memory::data_type;
+    const type in = bf16 ? type::bf16 : type::f32;
     entry e;
-    e.a = matrix(g.batch, g.m, g.k, g.transpose_a, type::bf16);
-    e.b = matrix(g.batch, g.k, g.n, g.transpose_b, type::bf16);
+    e.a = matrix(g.batch, g.m, g.k, g.transpose_a, in);
+    e.b = matrix(g.batch, g.k, g.n, g.transpose_b, in);
     e.c = matrix(g.batch, g.m, g.n, false, type::f32);
     dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (g.alpha != 1.0f) attr.set_output_scales(0, {g.alpha});
     if (g.beta != 0.0f) {
       dnnl::post_ops sum;
@@ -151,6 +173,7 @@ class onednn_bf16_products {
       attr.set_post_ops(sum);
     }
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(e.a, e.b, e.c), attr, engine_);
+    e.scratchpad = pd.scratchpad_desc();
     e.product = dnnl::matmul(pd);
     return cache_.emplace(k, std::move(e)).first->second;
   }
@@ -160,12 +183,16 @@ class onednn_bf16_products {
   dnnl::stream stream_;
   std::map<key, entry> cache_;
   std::vector<std::uint16_t> a16_, b16_;  // the operands in bf16
+  std::vector<unsigned char> scratchpad_;  // the largest any cached product needs
 };
 
+/// The g.batch fp32 products of `g` by oneDNN's matmul primitive.
+inline void onednn_gemm(const gemm_args<float>& g) { onednn_products::instance().run(g, false); }
+
 /// The g.batch products of `g` with bf16 operands (A and B rounded to bf16, products summed in
-/// fp32, C in fp32), by a oneDNN matmul primitive. Needs onednn_has_bf16().
+/// fp32, C in fp32), by oneDNN's matmul primitive. Needs onednn_has_bf16().
 inline void onednn_bf16_gemm(const gemm_args<float>& g) {
-  onednn_bf16_products::instance().run(g);
+  onednn_products::instance().run(g, true);
 }
 
 #endif  // SPLITMASK_HAS_ONEDNN
