@@ -10,7 +10,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target splitmask_pretrain
-# OpenMP threads that spin while waiting fight the data loader's thread for 2 cores: passive
-# waiting measured 1.7x faster here (docs/performance.md).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# The program chooses its GEMM and OpenMP's passive wait by itself (docs/performance.md).
 "$build/examples/splitmask-pretrain" "$@"
