@@ -126,7 +126,12 @@ inline void use_gemm(gemm_library library) {
 /// OpenBLAS unless it runs generic kernels (then said on stderr), else Eigen.
 inline gemm_library default_gemm() {
   if (const char* name = std::getenv("SPLITMASK_GEMM"); name != nullptr && *name != '\0') {
-    const gemm_library library = parse_gemm_library(name);
+    gemm_library library = gemm_library::eigen;
+    try {
+      library = parse_gemm_library(name);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("SPLITMASK_GEMM: ") + e.what());
+    }
     const std::string reason = gemm_unusable_reason(library);
     if (!reason.empty())
       throw std::invalid_argument(std::string("SPLITMASK_GEMM=") + name + ": " + reason);
