@@ -40,10 +40,7 @@ patch_tokenizer<Config> tokenizer_for(const tensor<float, extents<dynamic, Confi
 
 template <class Config>
 void splitmask_step(benchmark::State& state, backend::cpu::matmul_precision precision) {
-  struct precision_scope {  // this thread's products, for the benchmark only
-    explicit precision_scope(backend::cpu::matmul_precision p) { backend::cpu::set_matmul_precision(p); }
-    ~precision_scope() { backend::cpu::set_matmul_precision(backend::cpu::matmul_precision::fp32); }
-  } scope(precision);
+  const backend::cpu::matmul_precision_scope products(precision);
   const auto batch = static_cast<std::size_t>(state.range(0));
   const auto images = random_images<Config>(batch);
   splitmask_trainer<Config> trainer(batch, tokenizer_for<Config>(images), pretrain_options{});

@@ -20,19 +20,6 @@ namespace {
 using namespace splitmask;
 namespace cpu = backend::cpu;
 
-// Makes `library` run the products for its lifetime, then restores the one in use before.
-struct using_library {
-  cpu::gemm_library saved = cpu::gemm_in_use();
-  explicit using_library(cpu::gemm_library library) { cpu::use_gemm(library); }
-  ~using_library() { cpu::use_gemm(saved); }
-};
-
-// Makes this thread's float products use `precision` for its lifetime.
-struct products_in {
-  explicit products_in(cpu::matmul_precision p) { cpu::set_matmul_precision(p); }
-  ~products_in() { cpu::set_matmul_precision(cpu::matmul_precision::fp32); }
-};
-
 // The libraries this build has that can run well here (others are said and left out).
 std::vector<cpu::gemm_library> usable_libraries() {
   std::vector<cpu::gemm_library> out;
@@ -51,7 +38,7 @@ template <class G>
 void check_every_library() {
   for (const cpu::gemm_library library : usable_libraries()) {
     INFO("CPU GEMM " << cpu::to_string(library));
-    using_library scope(library);
+    const cpu::gemm_scope scope(library);
     testing::check_gemm<device::cpu, G>(1, 0);
     testing::check_gemm<device::cpu, G>(1, 1);
     testing::check_gemm<device::cpu, G>(-0.5, 0.25);
@@ -95,7 +82,7 @@ void check_bf16(double alpha, double beta) {
   g.b = b.data();
   g.c = c.data();
   {
-    products_in bf16(cpu::matmul_precision::bf16);
+    const cpu::matmul_precision_scope bf16(cpu::matmul_precision::bf16);
     detail::gemm_backend<device::cpu>::run(g);
   }
   const double eps = std::numeric_limits<float>::epsilon();
@@ -140,7 +127,7 @@ TEST_CASE_TEMPLATE("cpu: bf16 products match the product of bf16-rounded operand
 
 TEST_CASE("cpu: asking for bf16 products where there are none is an error naming the CPU") {
   if (cpu::bf16_products_available()) {
-    products_in bf16(cpu::matmul_precision::bf16);  // accepted
+    const cpu::matmul_precision_scope bf16(cpu::matmul_precision::bf16);  // accepted
     CHECK(cpu::get_matmul_precision() == cpu::matmul_precision::bf16);
     MESSAGE("this CPU has bf16 products (" << cpu::cpu_isa() << "): the refusal is not tested");
     return;

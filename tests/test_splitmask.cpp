@@ -466,9 +466,10 @@ TEST_CASE("bf16 products: a SplitMask step's losses and gradient norm stay near 
   auto rel = [](double got, double ref) { return std::abs(got - ref) / std::abs(ref); };
   for (int s = 0; s < 3; ++s) {
     const step_losses ref = fp32.step(images);
-    cpu::set_matmul_precision(cpu::matmul_precision::bf16);
-    const step_losses got = bf16.step(images);
-    cpu::set_matmul_precision(cpu::matmul_precision::fp32);
+    const step_losses got = [&] {
+      const cpu::matmul_precision_scope products(cpu::matmul_precision::bf16);
+      return bf16.step(images);
+    }();
     MESSAGE("step " << s << ": total " << got.total << " (fp32 " << ref.total << "), gradient norm "
                     << got.grad_norm << " (fp32 " << ref.grad_norm << ")");
     // bf16 keeps 8 bits of each operand: losses within 1%, the gradient's norm within 5%.
@@ -485,11 +486,7 @@ TEST_CASE("a SplitMask or BEiT step allocates no memory once the first step has 
   // Our code's allocations, with Eigen's products: oneDNN makes small heap allocations of its
   // own in every product it runs (memory objects, the argument map: 16 per product, measured
   // with oneDNN 2.6.3), which no caller can avoid.
-  struct eigen_products {
-    backend::cpu::gemm_library saved = backend::cpu::gemm_in_use();
-    eigen_products() { backend::cpu::use_gemm(backend::cpu::gemm_library::eigen); }
-    ~eigen_products() { backend::cpu::use_gemm(saved); }
-  } scope;
+  const backend::cpu::gemm_scope eigen_products(backend::cpu::gemm_library::eigen);
   using small = vit_config<28, 1, 4, 64, 2, 4>::with_vocabulary<64>;
   constexpr std::size_t B = 40;  // tensors above the parallel threshold: threads run too
   tensor<float, extents<dynamic, 1, 28, 28>> images(B);

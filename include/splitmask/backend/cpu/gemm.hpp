@@ -185,15 +185,39 @@ inline void set_matmul_precision(matmul_precision precision) {
 
 inline matmul_precision get_matmul_precision() { return gemm_state::precision(); }
 
+/// This thread's float products in `precision` for the scope's lifetime, then as before
+/// (std::invalid_argument as set_matmul_precision).
+class matmul_precision_scope {
+ public:
+  explicit matmul_precision_scope(matmul_precision precision) : saved_(get_matmul_precision()) {
+    set_matmul_precision(precision);
+  }
+  ~matmul_precision_scope() { gemm_state::precision() = saved_; }
+  matmul_precision_scope(const matmul_precision_scope&) = delete;
+  matmul_precision_scope& operator=(const matmul_precision_scope&) = delete;
+
+ private:
+  matmul_precision saved_;
+};
+
+/// `library` runs the CPU's products for the scope's lifetime, then the one before (throws as
+/// use_gemm).
+class gemm_scope {
+ public:
+  explicit gemm_scope(gemm_library library) : saved_(gemm_in_use()) { use_gemm(library); }
+  ~gemm_scope() { gemm_state::chosen().store(int(saved_)); }
+  gemm_scope(const gemm_scope&) = delete;
+  gemm_scope& operator=(const gemm_scope&) = delete;
+
+ private:
+  gemm_library saved_;
+};
+
 /// Runs `f` with this thread's float products in fp32, whatever the precision set: for
 /// products whose rounding would change a discrete result (the tokenizer's arg-max).
 template <class F>
 decltype(auto) with_fp32_products(F&& f) {
-  struct restore {
-    matmul_precision saved = gemm_state::precision();
-    ~restore() { gemm_state::precision() = saved; }
-  } guard;
-  gemm_state::precision() = matmul_precision::fp32;
+  const matmul_precision_scope fp32(matmul_precision::fp32);
   return f();
 }
 
