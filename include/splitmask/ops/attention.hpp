@@ -83,36 +83,37 @@ void check_heads(const Probs& probs, std::size_t batch, std::size_t heads, const
 /// Backward needs qkv and saved.probs as they are on return.
 template <class T, std::size_t N, std::size_t D, std::size_t H, class Dev, class Out, class Qkv>
 void attention_forward(Out&& out, const attention_saved<T, N, D, H, Dev>& saved, const Qkv& qkv) {
-  const auto vo = out.view();
-  const auto vqkv = qkv.view();
-  using Device = detail::device_of_t<decltype(vo), decltype(vqkv)>;
-  static_assert(
-      std::is_same_v<typename decltype(vo)::extents_type, extents<dynamic, N, D>> &&
-          std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
-      "splitmask::attention_forward: out is (B, n, D) and qkv (B, n, 3D)");
-  constexpr std::size_t Dh = D / H;
-  const std::size_t batch = vo.batch();
-  if (vqkv.batch() != batch)
-    throw shape_error("splitmask::attention_forward: out and qkv disagree on the batch");
-  detail::check_heads(saved.probs, batch, H, "attention_forward");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template attention_forward<T, N, D, H>(
-        vo.data(), saved.probs.data(), vqkv.data(), batch);
-  } else {
-    const T scale = T(1) / std::sqrt(T(Dh));
-    detail::parallel_for(batch * H, N * N * Dh, [&](std::size_t bh) {
-      const std::size_t b = bh / H, h = bh % H;
-      const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
-      using head = detail::small_matrix<T, N, Dh>;
-      const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
-      T* p_data = saved.probs.data() + bh * N * N;
-      Eigen::Map<detail::small_matrix<T, N, N>> p(p_data);
-      p.noalias() = q * k.transpose();
-      for (std::size_t i = 0; i < N; ++i) detail::softmax_row(p_data + i * N, N, scale);
-      detail::strided_rows<head, D> o(vo.data() + b * N * D + h * Dh);
-      o.noalias() = p * v;
-    });
-  }
+  const auto views = detail::views_on_one_device(out, saved.probs, qkv);
+  views([&](auto dev, auto vo, auto vp, auto vqkv) {
+    using Device = decltype(dev);
+    static_assert(
+        std::is_same_v<typename decltype(vo)::extents_type, extents<dynamic, N, D>> &&
+            std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
+        "splitmask::attention_forward: out is (B, n, D) and qkv (B, n, 3D)");
+    constexpr std::size_t Dh = D / H;
+    const std::size_t batch = vo.batch();
+    if (vqkv.batch() != batch)
+      throw shape_error("splitmask::attention_forward: out and qkv disagree on the batch");
+    detail::check_heads(vp, batch, H, "attention_forward");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template attention_forward<T, N, D, H>(vo.data(), vp.data(),
+                                                                         vqkv.data(), batch);
+    } else {
+      const T scale = T(1) / std::sqrt(T(Dh));
+      detail::parallel_for(batch * H, N * N * Dh, [&](std::size_t bh) {
+        const std::size_t b = bh / H, h = bh % H;
+        const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
+        using head = detail::small_matrix<T, N, Dh>;
+        const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
+        T* p_data = vp.data() + bh * N * N;
+        Eigen::Map<detail::small_matrix<T, N, N>> p(p_data);
+        p.noalias() = q * k.transpose();
+        for (std::size_t i = 0; i < N; ++i) detail::softmax_row(p_data + i * N, N, scale);
+        detail::strided_rows<head, D> o(vo.data() + b * N * D + h * Dh);
+        o.noalias() = p * v;
+      });
+    }
+  });
 }
 
 /// d_qkv (written) from d_out, the gradient of attention_forward's out; qkv and saved as the
@@ -124,49 +125,50 @@ template <class T, std::size_t N, std::size_t D, std::size_t H, class Dev, class
 void attention_backward(DQkv&& d_qkv, const attention_scratch<T, N, D, H, Dev>& scratch,
                         const DOut& d_out, const attention_saved<T, N, D, H, Dev>& saved,
                         const Qkv& qkv) {
-  const auto vd = d_qkv.view();
-  const auto vdo = d_out.view();
-  const auto vqkv = qkv.view();
-  using Device = detail::device_of_t<decltype(vd), decltype(vdo), decltype(vqkv)>;
-  static_assert(
-      std::is_same_v<typename decltype(vdo)::extents_type, extents<dynamic, N, D>> &&
-          std::is_same_v<typename decltype(vd)::extents_type, extents<dynamic, N, 3 * D>> &&
-          std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
-      "splitmask::attention_backward: d_out is (B, n, D), d_qkv and qkv (B, n, 3D)");
-  constexpr std::size_t Dh = D / H;
-  const std::size_t batch = vdo.batch();
-  if (vd.batch() != batch || vqkv.batch() != batch)
-    throw shape_error("splitmask::attention_backward: d_qkv, d_out and qkv disagree on the batch");
-  detail::check_heads(saved.probs, batch, H, "attention_backward");
-  detail::check_heads(scratch.d_probs, batch, H, "attention_backward");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template attention_backward<T, N, D, H>(
-        vd.data(), scratch.d_probs.data(), vdo.data(), saved.probs.data(), vqkv.data(), batch);
-  } else {
-    const T scale = T(1) / std::sqrt(T(Dh));
-    detail::parallel_for(batch * H, 2 * N * N * Dh, [&](std::size_t bh) {
-      const std::size_t b = bh / H, h = bh % H;
-      const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
-      using head = detail::small_matrix<T, N, Dh>;
-      const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
-      T* d_rows = vd.data() + b * N * 3 * D + h * Dh;
-      detail::strided_rows<head, 3 * D> dq(d_rows), dk(d_rows + D), dv(d_rows + 2 * D);
-      const detail::strided_rows<const head, D> d_o(vdo.data() + b * N * D + h * Dh);
-      const Eigen::Map<const detail::small_matrix<T, N, N>> p(saved.probs.data() + bh * N * N);
-      Eigen::Map<detail::small_matrix<T, N, N>> ds(scratch.d_probs.data() + bh * N * N);
-      ds.noalias() = d_o * v.transpose();  // dP, then dS in place
-      dv.noalias() = p.transpose() * d_o;
-      for (std::size_t i = 0; i < N; ++i) {  // softmax backward, in place
-        T* d_row = ds.data() + i * N;
-        const T* p_row = p.data() + i * N;
-        T s = 0;
-        for (std::size_t j = 0; j < N; ++j) s += d_row[j] * p_row[j];
-        for (std::size_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - s);
-      }
-      dq.noalias() = scale * (ds * k);
-      dk.noalias() = scale * (ds.transpose() * q);
-    });
-  }
+  const auto views = detail::views_on_one_device(d_qkv, scratch.d_probs, d_out, saved.probs, qkv);
+  views([&](auto dev, auto vd, auto vdp, auto vdo, auto vp, auto vqkv) {
+    using Device = decltype(dev);
+    static_assert(
+        std::is_same_v<typename decltype(vdo)::extents_type, extents<dynamic, N, D>> &&
+            std::is_same_v<typename decltype(vd)::extents_type, extents<dynamic, N, 3 * D>> &&
+            std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
+        "splitmask::attention_backward: d_out is (B, n, D), d_qkv and qkv (B, n, 3D)");
+    constexpr std::size_t Dh = D / H;
+    const std::size_t batch = vdo.batch();
+    if (vd.batch() != batch || vqkv.batch() != batch)
+      throw shape_error(
+          "splitmask::attention_backward: d_qkv, d_out and qkv disagree on the batch");
+    detail::check_heads(vp, batch, H, "attention_backward");
+    detail::check_heads(vdp, batch, H, "attention_backward");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template attention_backward<T, N, D, H>(
+          vd.data(), vdp.data(), vdo.data(), vp.data(), vqkv.data(), batch);
+    } else {
+      const T scale = T(1) / std::sqrt(T(Dh));
+      detail::parallel_for(batch * H, 2 * N * N * Dh, [&](std::size_t bh) {
+        const std::size_t b = bh / H, h = bh % H;
+        const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
+        using head = detail::small_matrix<T, N, Dh>;
+        const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
+        T* d_rows = vd.data() + b * N * 3 * D + h * Dh;
+        detail::strided_rows<head, 3 * D> dq(d_rows), dk(d_rows + D), dv(d_rows + 2 * D);
+        const detail::strided_rows<const head, D> d_o(vdo.data() + b * N * D + h * Dh);
+        const Eigen::Map<const detail::small_matrix<T, N, N>> p(vp.data() + bh * N * N);
+        Eigen::Map<detail::small_matrix<T, N, N>> ds(vdp.data() + bh * N * N);
+        ds.noalias() = d_o * v.transpose();  // dP, then dS in place
+        dv.noalias() = p.transpose() * d_o;
+        for (std::size_t i = 0; i < N; ++i) {  // softmax backward, in place
+          T* d_row = ds.data() + i * N;
+          const T* p_row = p.data() + i * N;
+          T s = 0;
+          for (std::size_t j = 0; j < N; ++j) s += d_row[j] * p_row[j];
+          for (std::size_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - s);
+        }
+        dq.noalias() = scale * (ds * k);
+        dk.noalias() = scale * (ds.transpose() * q);
+      });
+    }
+  });
 }
 
 }  // namespace splitmask

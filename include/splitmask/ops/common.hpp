@@ -1,6 +1,8 @@
 // What the model's ops share: the write mode of their outputs, row views of token tensors, the
-// CPU parallel loop, and the dispatch by device: each op runs its host code on device::cpu
-// tensors and hands other devices' to detail::device_ops<Device> (backend/cuda/ops.cuh).
+// CPU parallel loop, and the dispatch by device: each op takes the views of all its tensor
+// arguments from detail::views_on_one_device (linear's pass theirs to matmul and expressions),
+// runs its host code on device::cpu ones and hands other devices' to detail::device_ops<Device>
+// (backend/cuda/ops.cuh).
 //
 // Conventions of every op: parameter gradients accumulate (+=; zero them once per step);
 // input gradients are written (=) unless the op takes a write_mode, which the residual stream
@@ -8,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <tuple>
 #include <type_traits>
 
 #include "splitmask/backend/cpu/evaluate.hpp"
@@ -44,6 +47,21 @@ struct device_of {
 };
 template <class... Views>
 using device_of_t = typename device_of<Views...>::type;
+
+/// The views of all of an op's tensor arguments (tensors, views, as_rows of them), checked at
+/// compile time to live on one device. Calling the result runs the op's body on them, so the
+/// views an op works on are the views checked:
+///   const auto views = detail::views_on_one_device(as_rows(y), x);
+///   views([&](auto dev, auto vy, auto vx) { ... });  // dev = Device{}; returns the body's result
+/// A body, not structured bindings: C++17 lambdas (the host loops) cannot capture those.
+template <class... Xs>
+auto views_on_one_device(Xs&&... xs) {
+  using Device = device_of_t<decltype(xs.view())...>;
+  return [views = std::make_tuple(xs.view()...)](auto&& body) -> decltype(auto) {
+    const auto run = [&](const auto&... v) -> decltype(auto) { return body(Device{}, v...); };
+    return std::apply(run, views);
+  };
+}
 
 /// Whether an op on these tensors runs its host code (else device_ops<device>).
 template <class... Views>

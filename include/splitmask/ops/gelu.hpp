@@ -74,38 +74,39 @@ void require_same_size(const A& a, const B& b, const char* op) {
 /// y = gelu(x). y may be x (in place).
 template <class Y, class X>
 void gelu_forward(Y&& y, const X& x) {
-  auto vy = y.view();
-  const auto vx = x.view();
-  using V = decltype(vy);
-  if constexpr (std::is_same_v<typename V::device_type, device::cpu>) {
-    detail::require_same_size(vy, vx, "gelu_forward");
-    using T = typename V::value_type;
-    detail::for_each_slice<T>(vx.size(), [&](std::size_t i, std::size_t n) {
-      detail::gelu_kernel<false, T>(vy.data() + i, vx.data() + i, nullptr, n);
-    });
-  } else {
-    vy = gelu(vx);
-  }
+  const auto views = detail::views_on_one_device(y, x);
+  views([&](auto dev, auto vy, auto vx) {
+    using Device = decltype(dev);
+    if constexpr (std::is_same_v<Device, device::cpu>) {
+      detail::require_same_size(vy, vx, "gelu_forward");
+      using T = typename decltype(vy)::value_type;
+      detail::for_each_slice<T>(vx.size(), [&](std::size_t i, std::size_t n) {
+        detail::gelu_kernel<false, T>(vy.data() + i, vx.data() + i, nullptr, n);
+      });
+    } else {
+      vy = gelu(vx);
+    }
+  });
 }
 
 /// dx = dy * gelu'(x), x the forward's input. dx may be dy itself (in place).
 template <class DX, class DY, class X>
 void gelu_backward(DX&& dx, const DY& dy, const X& x) {
-  auto vdx = dx.view();
-  const auto vdy = dy.view();
-  const auto vx = x.view();
-  using V = decltype(vdx);
-  using T = typename V::value_type;
-  if constexpr (std::is_same_v<typename V::device_type, device::cpu>) {
-    detail::require_same_size(vdx, vx, "gelu_backward");
-    detail::require_same_size(vdy, vx, "gelu_backward");
-    detail::for_each_slice<T>(vx.size(), [&](std::size_t i, std::size_t n) {
-      detail::gelu_kernel<true, T>(vdx.data() + i, vx.data() + i, vdy.data() + i, n);
-    });
-  } else {
-    vdx = vdy * (T(0.5) * (T(1) + erf(vx * T(detail::inv_sqrt2))) +
-                 vx * T(detail::inv_sqrt_2pi) * exp(T(-0.5) * vx * vx));
-  }
+  const auto views = detail::views_on_one_device(dx, dy, x);
+  views([&](auto dev, auto vdx, auto vdy, auto vx) {
+    using Device = decltype(dev);
+    using T = typename decltype(vdx)::value_type;
+    if constexpr (std::is_same_v<Device, device::cpu>) {
+      detail::require_same_size(vdx, vx, "gelu_backward");
+      detail::require_same_size(vdy, vx, "gelu_backward");
+      detail::for_each_slice<T>(vx.size(), [&](std::size_t i, std::size_t n) {
+        detail::gelu_kernel<true, T>(vdx.data() + i, vx.data() + i, vdy.data() + i, n);
+      });
+    } else {
+      vdx = vdy * (T(0.5) * (T(1) + erf(vx * T(detail::inv_sqrt2))) +
+                   vx * T(detail::inv_sqrt_2pi) * exp(T(-0.5) * vx * vx));
+    }
+  });
 }
 
 }  // namespace splitmask

@@ -26,44 +26,40 @@ constexpr bool all_of_length() {
 template <class Y, class Mean, class Rstd, class X, class G, class B>
 void layernorm_forward(Y&& y, Mean&& mean, Rstd&& rstd, const X& x, const G& gamma, const B& beta,
                        double eps) {
-  const auto vy = as_rows(y);
-  const auto vx = as_rows(x);
-  const auto vm = mean.view();
-  const auto vr = rstd.view();
-  const auto vg = gamma.view();
-  const auto vb = beta.view();
-  using Device =
-      detail::device_of_t<decltype(vy), decltype(vx), decltype(vm), decltype(vr), decltype(vg)>;
-  using T = typename decltype(vy)::value_type;
-  constexpr std::size_t D = decltype(vx)::extents_type::last;
-  static_assert(decltype(vy)::extents_type::last == D &&
-                    detail::all_of_length<D, decltype(vg), decltype(vb)>(),
-                "splitmask::layernorm_forward: x, y, gamma and beta need the same last extent");
-  const std::size_t rows = vx.extents().leading();
-  if (vy.extents().leading() != rows || vm.size() != rows || vr.size() != rows)
-    throw shape_error("splitmask::layernorm_forward: x, y, mean and rstd disagree on rows");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template layernorm_forward<T, D>(
-        vy.data(), vm.data(), vr.data(), vx.data(), vg.data(), vb.data(), rows, eps);
-  } else {
-    const T* g = vg.data();
-    const T* b = vb.data();
-    detail::parallel_for(rows, 3 * D, [&](std::size_t r) {
-      const T* in = vx.data() + r * D;
-      T* out = vy.data() + r * D;
-      T sum = 0;
-      SPLITMASK_OMP(simd reduction(+ : sum))
-      for (std::size_t c = 0; c < D; ++c) sum += in[c];
-      const T mu = sum / T(D);
-      T sq = 0;
-      SPLITMASK_OMP(simd reduction(+ : sq))
-      for (std::size_t c = 0; c < D; ++c) sq += (in[c] - mu) * (in[c] - mu);
-      const T rs = T(1) / std::sqrt(sq / T(D) + T(eps));
-      for (std::size_t c = 0; c < D; ++c) out[c] = (in[c] - mu) * rs * g[c] + b[c];
-      vm.data()[r] = mu;
-      vr.data()[r] = rs;
-    });
-  }
+  const auto views = detail::views_on_one_device(as_rows(y), mean, rstd, as_rows(x), gamma, beta);
+  views([&](auto dev, auto vy, auto vm, auto vr, auto vx, auto vg, auto vb) {
+    using Device = decltype(dev);
+    using T = typename decltype(vy)::value_type;
+    constexpr std::size_t D = decltype(vx)::extents_type::last;
+    static_assert(decltype(vy)::extents_type::last == D &&
+                      detail::all_of_length<D, decltype(vg), decltype(vb)>(),
+                  "splitmask::layernorm_forward: x, y, gamma and beta need the same last extent");
+    const std::size_t rows = vx.extents().leading();
+    if (vy.extents().leading() != rows || vm.size() != rows || vr.size() != rows)
+      throw shape_error("splitmask::layernorm_forward: x, y, mean and rstd disagree on rows");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template layernorm_forward<T, D>(
+          vy.data(), vm.data(), vr.data(), vx.data(), vg.data(), vb.data(), rows, eps);
+    } else {
+      const T* g = vg.data();
+      const T* b = vb.data();
+      detail::parallel_for(rows, 3 * D, [&](std::size_t r) {
+        const T* in = vx.data() + r * D;
+        T* out = vy.data() + r * D;
+        T sum = 0;
+        SPLITMASK_OMP(simd reduction(+ : sum))
+        for (std::size_t c = 0; c < D; ++c) sum += in[c];
+        const T mu = sum / T(D);
+        T sq = 0;
+        SPLITMASK_OMP(simd reduction(+ : sq))
+        for (std::size_t c = 0; c < D; ++c) sq += (in[c] - mu) * (in[c] - mu);
+        const T rs = T(1) / std::sqrt(sq / T(D) + T(eps));
+        for (std::size_t c = 0; c < D; ++c) out[c] = (in[c] - mu) * rs * g[c] + b[c];
+        vm.data()[r] = mu;
+        vr.data()[r] = rs;
+      });
+    }
+  });
 }
 
 /// dx = the input gradient (written, or added with write_mode::accumulate: the residual stream);
@@ -72,71 +68,67 @@ template <class DX, class DG, class DB, class DY, class X, class Mean, class Rst
 void layernorm_backward(DX&& dx, DG&& dgamma, DB&& dbeta, const DY& dy, const X& x,
                         const Mean& mean, const Rstd& rstd, const G& gamma,
                         write_mode mode = write_mode::overwrite) {
-  const auto vdx = as_rows(dx);
-  const auto vdy = as_rows(dy);
-  const auto vx = as_rows(x);
-  const auto vm = mean.view();
-  const auto vr = rstd.view();
-  const auto vg = gamma.view();
-  const auto vdg = dgamma.view();
-  const auto vdb = dbeta.view();
-  using Device =
-      detail::device_of_t<decltype(vdx), decltype(vdy), decltype(vx), decltype(vg), decltype(vdg)>;
-  using T = typename decltype(vdx)::value_type;
-  constexpr std::size_t D = decltype(vx)::extents_type::last;
-  static_assert(decltype(vdx)::extents_type::last == D && decltype(vdy)::extents_type::last == D &&
-                    detail::all_of_length<D, decltype(vg), decltype(vdg), decltype(vdb)>(),
-                "splitmask::layernorm_backward: dx, dy, x, gamma and the gradients of gamma and "
-                "beta need the same last extent");
-  const std::size_t rows = vx.extents().leading();
-  if (vdx.extents().leading() != rows || vdy.extents().leading() != rows || vm.size() != rows ||
-      vr.size() != rows)
-    throw shape_error("splitmask::layernorm_backward: dx, dy, x, mean and rstd disagree on rows");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template layernorm_backward<T, D>(
-        vdx.data(), vdg.data(), vdb.data(), vdy.data(), vx.data(), vm.data(), vr.data(), vg.data(),
-        rows, mode == write_mode::accumulate);
-  } else {
-    const T* g = vg.data();
-    // dgamma and dbeta first, so that dx may overwrite dy: column sums, threads split the columns.
-    T* dg = vdg.data();
-    T* db = vdb.data();
-    constexpr std::size_t chunk = 16;
-    detail::parallel_for((D + chunk - 1) / chunk, rows * chunk * 2, [&](std::size_t j) {
-      const std::size_t begin = j * chunk, end = D < begin + chunk ? D : begin + chunk;
-      for (std::size_t r = 0; r < rows; ++r) {
+  const auto views = detail::views_on_one_device(as_rows(dx), dgamma, dbeta, as_rows(dy),
+                                                 as_rows(x), mean, rstd, gamma);
+  views([&](auto dev, auto vdx, auto vdg, auto vdb, auto vdy, auto vx, auto vm, auto vr, auto vg) {
+    using Device = decltype(dev);
+    using T = typename decltype(vdx)::value_type;
+    constexpr std::size_t D = decltype(vx)::extents_type::last;
+    static_assert(decltype(vdx)::extents_type::last == D &&
+                      decltype(vdy)::extents_type::last == D &&
+                      detail::all_of_length<D, decltype(vg), decltype(vdg), decltype(vdb)>(),
+                  "splitmask::layernorm_backward: dx, dy, x, gamma and the gradients of gamma and "
+                  "beta need the same last extent");
+    const std::size_t rows = vx.extents().leading();
+    if (vdx.extents().leading() != rows || vdy.extents().leading() != rows || vm.size() != rows ||
+        vr.size() != rows)
+      throw shape_error("splitmask::layernorm_backward: dx, dy, x, mean and rstd disagree on rows");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template layernorm_backward<T, D>(
+          vdx.data(), vdg.data(), vdb.data(), vdy.data(), vx.data(), vm.data(), vr.data(),
+          vg.data(), rows, mode == write_mode::accumulate);
+    } else {
+      const T* g = vg.data();
+      // dgamma and dbeta first, so that dx may overwrite dy: column sums, threads split columns.
+      T* dg = vdg.data();
+      T* db = vdb.data();
+      constexpr std::size_t chunk = 16;
+      detail::parallel_for((D + chunk - 1) / chunk, rows * chunk * 2, [&](std::size_t j) {
+        const std::size_t begin = j * chunk, end = D < begin + chunk ? D : begin + chunk;
+        for (std::size_t r = 0; r < rows; ++r) {
+          const T* in = vx.data() + r * D;
+          const T* d = vdy.data() + r * D;
+          const T mu = vm.data()[r], rs = vr.data()[r];
+          for (std::size_t c = begin; c < end; ++c) {
+            dg[c] += d[c] * (in[c] - mu) * rs;
+            db[c] += d[c];
+          }
+        }
+      });
+      // dx = rstd * (g dy - mean(g dy) - xhat * mean(g dy xhat)), row by row (each row read before
+      // it is written).
+      const bool add = mode == write_mode::accumulate;
+      detail::parallel_for(rows, 4 * D, [&](std::size_t r) {
         const T* in = vx.data() + r * D;
         const T* d = vdy.data() + r * D;
+        T* out = vdx.data() + r * D;
         const T mu = vm.data()[r], rs = vr.data()[r];
-        for (std::size_t c = begin; c < end; ++c) {
-          dg[c] += d[c] * (in[c] - mu) * rs;
-          db[c] += d[c];
+        T s1 = 0, s2 = 0;
+        SPLITMASK_OMP(simd reduction(+ : s1, s2))
+        for (std::size_t c = 0; c < D; ++c) {
+          const T gd = g[c] * d[c];
+          s1 += gd;
+          s2 += gd * (in[c] - mu) * rs;
         }
-      }
-    });
-    // dx = rstd * (g dy - mean(g dy) - xhat * mean(g dy xhat)), row by row (each row read before
-    // it is written).
-    const bool add = mode == write_mode::accumulate;
-    detail::parallel_for(rows, 4 * D, [&](std::size_t r) {
-      const T* in = vx.data() + r * D;
-      const T* d = vdy.data() + r * D;
-      T* out = vdx.data() + r * D;
-      const T mu = vm.data()[r], rs = vr.data()[r];
-      T s1 = 0, s2 = 0;
-      SPLITMASK_OMP(simd reduction(+ : s1, s2))
-      for (std::size_t c = 0; c < D; ++c) {
-        const T gd = g[c] * d[c];
-        s1 += gd;
-        s2 += gd * (in[c] - mu) * rs;
-      }
-      s1 /= T(D);
-      s2 /= T(D);
-      for (std::size_t c = 0; c < D; ++c) {
-        const T v = rs * (g[c] * d[c] - s1 - (in[c] - mu) * rs * s2);
-        out[c] = add ? out[c] + v : v;
-      }
-    });
-  }
+        s1 /= T(D);
+        s2 /= T(D);
+        for (std::size_t c = 0; c < D; ++c) {
+          const T v = rs * (g[c] * d[c] - s1 - (in[c] - mu) * rs * s2);
+          out[c] = add ? out[c] + v : v;
+        }
+      });
+    }
+  });
 }
 
 }  // namespace splitmask

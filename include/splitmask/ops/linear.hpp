@@ -55,31 +55,32 @@ namespace detail {
 /// reads its slice of every row), so no thread-private partial sums are needed.
 template <class S, class M>
 void add_column_sums(S&& sums, const M& matrix) {
-  const auto s = sums.view();
-  const auto m = matrix.view();
-  using Device = device_of_t<decltype(s), decltype(m)>;
-  using T = typename decltype(s)::value_type;
-  constexpr std::size_t L = decltype(m)::extents_type::last;
-  static_assert(decltype(s)::extents_type::static_size == L,
-                "splitmask: the sums have another length than the rows");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    device_ops<Device>::template add_column_sums<T>(s.data(), m.data(), m.extents().leading(), L);
-  } else {
-    constexpr std::size_t chunk = 64 / sizeof(T) * 2;  // two cache lines of columns per task
-    constexpr std::size_t chunks = (L + chunk - 1) / chunk;
-    const std::size_t rows = m.extents().leading();
-    T* out = s.data();
-    const T* in = m.data();
-    parallel_for(chunks, rows * chunk, [&](std::size_t j) {
-      const std::size_t begin = j * chunk, end = std::min(L, begin + chunk);
-      T acc[chunk] = {};
-      for (std::size_t r = 0; r < rows; ++r) {
-        const T* row = in + r * L;
-        for (std::size_t c = begin; c < end; ++c) acc[c - begin] += row[c];
-      }
-      for (std::size_t c = begin; c < end; ++c) out[c] += acc[c - begin];
-    });
-  }
+  const auto views = views_on_one_device(sums, matrix);
+  views([&](auto dev, auto s, auto m) {
+    using Device = decltype(dev);
+    using T = typename decltype(s)::value_type;
+    constexpr std::size_t L = decltype(m)::extents_type::last;
+    static_assert(decltype(s)::extents_type::static_size == L,
+                  "splitmask: the sums have another length than the rows");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      device_ops<Device>::template add_column_sums<T>(s.data(), m.data(), m.extents().leading(), L);
+    } else {
+      constexpr std::size_t chunk = 64 / sizeof(T) * 2;  // two cache lines of columns per task
+      constexpr std::size_t chunks = (L + chunk - 1) / chunk;
+      const std::size_t rows = m.extents().leading();
+      T* out = s.data();
+      const T* in = m.data();
+      parallel_for(chunks, rows * chunk, [&](std::size_t j) {
+        const std::size_t begin = j * chunk, end = std::min(L, begin + chunk);
+        T acc[chunk] = {};
+        for (std::size_t r = 0; r < rows; ++r) {
+          const T* row = in + r * L;
+          for (std::size_t c = begin; c < end; ++c) acc[c - begin] += row[c];
+        }
+        for (std::size_t c = begin; c < end; ++c) out[c] += acc[c - begin];
+      });
+    }
+  });
 }
 }  // namespace detail
 

@@ -16,6 +16,7 @@
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/core/extents.hpp"
+#include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
 
 namespace splitmask {
@@ -31,21 +32,6 @@ template <class X>
 auto transposed(const X& x) {
   return transposed_operand<decltype(x.view())>{x.view()};
 }
-
-/// What the GEMM backends receive: row-major, contiguous matrices, `batch` of each at strides
-/// m*k (A), k*n (B) and m*n (C).
-template <class T>
-struct gemm_args {
-  bool transpose_a = false;
-  bool transpose_b = false;
-  std::size_t m = 0, n = 0, k = 0;
-  T alpha = 1;
-  const T* a = nullptr;  // (m, k), or (k, m) when transpose_a
-  const T* b = nullptr;  // (k, n), or (n, k) when transpose_b
-  T beta = 0;
-  T* c = nullptr;  // (m, n)
-  std::size_t batch = 1;
-};
 
 namespace detail {
 template <class X>
@@ -100,76 +86,73 @@ void matmul(C&& c, const A& a, const B& b, detail::matmul_value_t<C> alpha = 1,
             detail::matmul_value_t<C> beta = 0) {
   using OA = detail::matmul_operand<A>;
   using OB = detail::matmul_operand<B>;
-  auto vc = c.view();
-  const auto va = OA::view(a);
-  const auto vb = OB::view(b);
-  using VC = std::decay_t<decltype(vc)>;
-  using EA = typename OA::view_type::extents_type;
-  using EB = typename OB::view_type::extents_type;
-  using EC = typename VC::extents_type;
-  using T = typename VC::value_type;
-  using Device = typename VC::device_type;
-  using SA = detail::op_shape<EA, OA::transposed>;
-  using SB = detail::op_shape<EB, OB::transposed>;
-  using SC = detail::op_shape<EC, false>;
-  constexpr std::size_t rank = EC::rank;
+  const auto views = detail::views_on_one_device(c, OA::view(a), OB::view(b));
+  views([&](auto dev, auto vc, auto va, auto vb) {
+    using Device = decltype(dev);
+    using VC = decltype(vc);
+    using EA = typename decltype(va)::extents_type;
+    using EB = typename decltype(vb)::extents_type;
+    using EC = typename VC::extents_type;
+    using T = typename VC::value_type;
+    using SA = detail::op_shape<EA, OA::transposed>;
+    using SB = detail::op_shape<EB, OB::transposed>;
+    using SC = detail::op_shape<EC, false>;
+    constexpr std::size_t rank = EC::rank;
 
-  static_assert(!std::is_const_v<typename VC::element_type>, "splitmask::matmul: C is read-only");
-  static_assert(std::is_floating_point_v<T>, "splitmask::matmul: products of float or double");
-  static_assert(std::is_same_v<typename OA::view_type::value_type, T> &&
-                    std::is_same_v<typename OB::view_type::value_type, T>,
-                "splitmask::matmul: A, B and C must have the same element type");
-  static_assert(std::is_same_v<typename OA::view_type::device_type, Device> &&
-                    std::is_same_v<typename OB::view_type::device_type, Device>,
-                "splitmask::matmul: A, B and C must live on the same device");
-  static_assert((rank == 2 || rank == 3) && EA::rank == rank && EB::rank == rank,
-                "splitmask::matmul: A, B and C are all matrices (rank 2) or all batches of "
-                "matrices (rank 3)");
-  static_assert(detail::extents_agree(SC::rows, SA::rows),
-                "splitmask::matmul: C has another number of rows than op(A)");
-  static_assert(detail::extents_agree(SC::cols, SB::cols),
-                "splitmask::matmul: C has another number of columns than op(B)");
-  static_assert(detail::extents_agree(SA::cols, SB::rows),
-                "splitmask::matmul: the inner extents of op(A) and op(B) differ");
-  static_assert(rank == 2 || (detail::extents_agree(EA::static_extent(0), EC::static_extent(0)) &&
-                              detail::extents_agree(EB::static_extent(0), EC::static_extent(0))),
-                "splitmask::matmul: A, B and C hold different numbers of matrices");
+    static_assert(!std::is_const_v<typename VC::element_type>, "splitmask::matmul: C is read-only");
+    static_assert(std::is_floating_point_v<T>, "splitmask::matmul: products of float or double");
+    static_assert(std::is_same_v<typename decltype(va)::value_type, T> &&
+                      std::is_same_v<typename decltype(vb)::value_type, T>,
+                  "splitmask::matmul: A, B and C must have the same element type");
+    static_assert((rank == 2 || rank == 3) && EA::rank == rank && EB::rank == rank,
+                  "splitmask::matmul: A, B and C are all matrices (rank 2) or all batches of "
+                  "matrices (rank 3)");
+    static_assert(detail::extents_agree(SC::rows, SA::rows),
+                  "splitmask::matmul: C has another number of rows than op(A)");
+    static_assert(detail::extents_agree(SC::cols, SB::cols),
+                  "splitmask::matmul: C has another number of columns than op(B)");
+    static_assert(detail::extents_agree(SA::cols, SB::rows),
+                  "splitmask::matmul: the inner extents of op(A) and op(B) differ");
+    static_assert(rank == 2 || (detail::extents_agree(EA::static_extent(0), EC::static_extent(0)) &&
+                                detail::extents_agree(EB::static_extent(0), EC::static_extent(0))),
+                  "splitmask::matmul: A, B and C hold different numbers of matrices");
 
-  gemm_args<T> g;
-  g.transpose_a = OA::transposed;
-  g.transpose_b = OB::transposed;
-  g.m = SC::rows_of(vc);
-  g.n = SC::cols_of(vc);
-  g.k = SA::cols_of(va);
-  g.alpha = alpha;
-  g.beta = beta;
-  g.a = va.data();
-  g.b = vb.data();
-  g.c = vc.data();
-  g.batch = rank == 3 ? vc.batch() : 1;
-  const bool batches_agree = rank == 2 || (va.batch() == g.batch && vb.batch() == g.batch);
-  if (SA::rows_of(va) != g.m || SB::cols_of(vb) != g.n || SB::rows_of(vb) != g.k ||
-      !batches_agree) {
-    throw shape_error(std::string("splitmask::matmul: shapes do not agree: C ") +
-                      to_string(vc.extents()) + ", A" + (OA::transposed ? "^T " : " ") +
-                      to_string(va.extents()) + ", B" + (OB::transposed ? "^T " : " ") +
-                      to_string(vb.extents()));
-  }
-  if (detail::overlaps(vc.data(), vc.size(), va.data(), va.size()) ||
-      detail::overlaps(vc.data(), vc.size(), vb.data(), vb.size()))
-    throw shape_error(
-        "splitmask::matmul: C shares memory with A or B; write the product to "
-        "another tensor");
-  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
-  if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
-    if (g.beta == T(0)) {
-      vc = T(0);
-    } else {
-      vc = vc * g.beta;
+    gemm_args<T> g;
+    g.transpose_a = OA::transposed;
+    g.transpose_b = OB::transposed;
+    g.m = SC::rows_of(vc);
+    g.n = SC::cols_of(vc);
+    g.k = SA::cols_of(va);
+    g.alpha = alpha;
+    g.beta = beta;
+    g.a = va.data();
+    g.b = vb.data();
+    g.c = vc.data();
+    g.batch = rank == 3 ? vc.batch() : 1;
+    const bool batches_agree = rank == 2 || (va.batch() == g.batch && vb.batch() == g.batch);
+    if (SA::rows_of(va) != g.m || SB::cols_of(vb) != g.n || SB::rows_of(vb) != g.k ||
+        !batches_agree) {
+      throw shape_error(std::string("splitmask::matmul: shapes do not agree: C ") +
+                        to_string(vc.extents()) + ", A" + (OA::transposed ? "^T " : " ") +
+                        to_string(va.extents()) + ", B" + (OB::transposed ? "^T " : " ") +
+                        to_string(vb.extents()));
     }
-    return;
-  }
-  detail::gemm_backend<Device>::run(g);
+    if (detail::overlaps(vc.data(), vc.size(), va.data(), va.size()) ||
+        detail::overlaps(vc.data(), vc.size(), vb.data(), vb.size()))
+      throw shape_error(
+          "splitmask::matmul: C shares memory with A or B; write the product to "
+          "another tensor");
+    if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+    if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
+      if (g.beta == T(0)) {
+        vc = T(0);
+      } else {
+        vc = vc * g.beta;
+      }
+      return;
+    }
+    detail::gemm_backend<Device>::run(g);
+  });
 }
 
 }  // namespace splitmask

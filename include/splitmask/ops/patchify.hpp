@@ -56,25 +56,26 @@ struct patch_layout {
 // Copies every image of `images` to its patches (ToPatches) or back.
 template <std::size_t P, bool ToPatches, class Images, class Patches>
 void move_patches(Images&& images, Patches&& patches, const char* op) {
-  const auto vp = patches.view();
-  const auto vi = images.view();
-  using Device = device_of_t<decltype(vp), decltype(vi)>;
-  using L = patch_layout<P, decltype(vi), decltype(vp)>;
-  if (vp.batch() != vi.batch())
-    throw shape_error(std::string("splitmask::") + op +
-                      ": images and patches disagree on the batch");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    static_assert(
-        std::is_same_v<typename decltype(vi)::value_type, typename decltype(vp)::value_type>,
-        "splitmask::patchify: images and patches of one element type");
-    device_ops<Device>::template move_patches<L::C, L::S, P, ToPatches>(vi.data(), vp.data(),
-                                                                        vi.batch());
-  } else {
-    constexpr std::size_t image_size = L::C * L::S * L::S;  // = N · C·P·P
-    parallel_for(vi.batch(), image_size, [&](std::size_t b) {
-      L::template move<ToPatches>(vi.data() + b * image_size, vp.data() + b * image_size);
-    });
-  }
+  const auto views = views_on_one_device(images, patches);
+  views([&](auto dev, auto vi, auto vp) {
+    using Device = decltype(dev);
+    using L = patch_layout<P, decltype(vi), decltype(vp)>;
+    if (vp.batch() != vi.batch())
+      throw shape_error(std::string("splitmask::") + op +
+                        ": images and patches disagree on the batch");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      static_assert(
+          std::is_same_v<typename decltype(vi)::value_type, typename decltype(vp)::value_type>,
+          "splitmask::patchify: images and patches of one element type");
+      device_ops<Device>::template move_patches<L::C, L::S, P, ToPatches>(vi.data(), vp.data(),
+                                                                          vi.batch());
+    } else {
+      constexpr std::size_t image_size = L::C * L::S * L::S;  // = N · C·P·P
+      parallel_for(vi.batch(), image_size, [&](std::size_t b) {
+        L::template move<ToPatches>(vi.data() + b * image_size, vp.data() + b * image_size);
+      });
+    }
+  });
 }
 }  // namespace detail
 

@@ -52,24 +52,24 @@ struct token_subset_shapes {
 /// subset(b, i, :) = all(b, index(b, i), :).
 template <class Sub, class All, class Index>
 void gather_tokens(Sub&& subset, const All& all, const Index& index) {
-  const auto vs = subset.view();
-  const auto va = all.view();
-  const auto vi = index.view();
-  using Device = detail::device_of_t<decltype(vs), decltype(va), decltype(vi)>;
-  using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
-  S::check(vs, va, vi, "gather_tokens");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template gather_tokens<S::tokens, S::n, S::width>(
-        vs.data(), va.data(), vi.data(), vs.batch());
-  } else {
-    detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
-      for (std::size_t i = 0; i < S::n; ++i) {
-        const auto* src = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
-        auto* dst = vs.data() + (b * S::n + i) * S::width;
-        for (std::size_t c = 0; c < S::width; ++c) dst[c] = src[c];
-      }
-    });
-  }
+  const auto views = detail::views_on_one_device(subset, all, index);
+  views([&](auto dev, auto vs, auto va, auto vi) {
+    using Device = decltype(dev);
+    using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
+    S::check(vs, va, vi, "gather_tokens");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template gather_tokens<S::tokens, S::n, S::width>(
+          vs.data(), va.data(), vi.data(), vs.batch());
+    } else {
+      detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
+        for (std::size_t i = 0; i < S::n; ++i) {
+          const auto* src = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
+          auto* dst = vs.data() + (b * S::n + i) * S::width;
+          for (std::size_t c = 0; c < S::width; ++c) dst[c] = src[c];
+        }
+      });
+    }
+  });
 }
 
 /// all(b, index(b, i), :) = subset(b, i, :), or += with write_mode::accumulate (gather's
@@ -78,114 +78,116 @@ void gather_tokens(Sub&& subset, const All& all, const Index& index) {
 template <class All, class Sub, class Index>
 void scatter_tokens(All&& all, const Sub& subset, const Index& index,
                     write_mode mode = write_mode::overwrite) {
-  const auto vs = subset.view();
-  const auto va = all.view();
-  const auto vi = index.view();
-  using Device = detail::device_of_t<decltype(vs), decltype(va), decltype(vi)>;
-  using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
-  S::check(vs, va, vi, "scatter_tokens");
-  const bool add = mode == write_mode::accumulate;
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template scatter_tokens<S::tokens, S::n, S::width>(
-        va.data(), vs.data(), vi.data(), vs.batch(), add);
-  } else {
-    detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
-      for (std::size_t i = 0; i < S::n; ++i) {
-        const auto* src = vs.data() + (b * S::n + i) * S::width;
-        auto* dst = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
-        for (std::size_t c = 0; c < S::width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
-      }
-    });
-  }
+  const auto views = detail::views_on_one_device(all, subset, index);
+  views([&](auto dev, auto va, auto vs, auto vi) {
+    using Device = decltype(dev);
+    using S = detail::token_subset_shapes<decltype(vs), decltype(va), decltype(vi)>;
+    S::check(vs, va, vi, "scatter_tokens");
+    const bool add = mode == write_mode::accumulate;
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template scatter_tokens<S::tokens, S::n, S::width>(
+          va.data(), vs.data(), vi.data(), vs.batch(), add);
+    } else {
+      detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
+        for (std::size_t i = 0; i < S::n; ++i) {
+          const auto* src = vs.data() + (b * S::n + i) * S::width;
+          auto* dst = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
+          for (std::size_t c = 0; c < S::width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
+        }
+      });
+    }
+  });
 }
 
 /// targets(b·n + i) = ids(b, index(b, i)): the token ids at a subset's positions, in the row
 /// order of that subset's logits (B·n, K).
 template <class Targets, class Ids, class Index>
 void gather_ids(Targets&& targets, const Ids& ids, const Index& index) {
-  const auto vt = targets.view();
-  const auto vi = ids.view();
-  const auto vx = index.view();
-  using Device = detail::device_of_t<decltype(vt), decltype(vi), decltype(vx)>;
-  constexpr std::size_t N = decltype(vi)::extents_type::last;
-  constexpr std::size_t n = decltype(vx)::extents_type::last;
-  static_assert(decltype(vi)::extents_type::rank == 2 && decltype(vx)::extents_type::rank == 2,
-                "splitmask::gather_ids: ids are (B, N) and the index (B, n)");
-  const std::size_t batch = vi.batch();
-  if (vx.batch() != batch || vt.size() != batch * n)
-    throw shape_error("splitmask::gather_ids: ids " + to_string(vi.extents()) + ", index " +
-                      to_string(vx.extents()) + " and " + std::to_string(vt.size()) +
-                      " targets disagree");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template gather_ids<N, n>(vt.data(), vi.data(), vx.data(), batch);
-  } else {
-    for (std::size_t b = 0; b < batch; ++b)
-      for (std::size_t i = 0; i < n; ++i) {
-        const auto p = vx.data()[b * n + i];
-        if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N)
-          throw shape_error("splitmask::gather_ids: position " + std::to_string(p) +
-                            " is outside [0, " + std::to_string(N) + ")");
-        vt.data()[b * n + i] = vi.data()[b * N + static_cast<std::size_t>(p)];
-      }
-  }
+  const auto views = detail::views_on_one_device(targets, ids, index);
+  views([&](auto dev, auto vt, auto vi, auto vx) {
+    using Device = decltype(dev);
+    constexpr std::size_t N = decltype(vi)::extents_type::last;
+    constexpr std::size_t n = decltype(vx)::extents_type::last;
+    static_assert(decltype(vi)::extents_type::rank == 2 && decltype(vx)::extents_type::rank == 2,
+                  "splitmask::gather_ids: ids are (B, N) and the index (B, n)");
+    const std::size_t batch = vi.batch();
+    if (vx.batch() != batch || vt.size() != batch * n)
+      throw shape_error("splitmask::gather_ids: ids " + to_string(vi.extents()) + ", index " +
+                        to_string(vx.extents()) + " and " + std::to_string(vt.size()) +
+                        " targets disagree");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template gather_ids<N, n>(vt.data(), vi.data(), vx.data(), batch);
+    } else {
+      for (std::size_t b = 0; b < batch; ++b)
+        for (std::size_t i = 0; i < n; ++i) {
+          const auto p = vx.data()[b * n + i];
+          if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= N)
+            throw shape_error("splitmask::gather_ids: position " + std::to_string(p) +
+                              " is outside [0, " + std::to_string(N) + ")");
+          vt.data()[b * n + i] = vi.data()[b * N + static_cast<std::size_t>(p)];
+        }
+    }
+  });
 }
 
 /// pooled(b, :) = the mean over t of tokens(b, t, :).
 template <class Pooled, class Tokens>
 void mean_tokens_forward(Pooled&& pooled, const Tokens& tokens) {
-  const auto vp = pooled.view();
-  const auto vt = tokens.view();
-  using Device = detail::device_of_t<decltype(vp), decltype(vt)>;
-  using ET = typename decltype(vt)::extents_type;
-  using T = typename decltype(vp)::value_type;
-  constexpr std::size_t n = ET::static_extent(1), D = ET::last;
-  static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, D>>,
-                "splitmask::mean_tokens_forward: pooled is (B, D) for tokens (B, n, D)");
-  if (vp.batch() != vt.batch())
-    throw shape_error("splitmask::mean_tokens_forward: pooled and tokens disagree on the batch");
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template mean_tokens_forward<n, D>(vp.data(), vt.data(),
-                                                                   vt.batch());
-  } else {
-    detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
-      T* out = vp.data() + b * D;
-      for (std::size_t c = 0; c < D; ++c) out[c] = 0;
-      for (std::size_t t = 0; t < n; ++t) {
-        const T* row = vt.data() + (b * n + t) * D;
-        for (std::size_t c = 0; c < D; ++c) out[c] += row[c];
-      }
-      for (std::size_t c = 0; c < D; ++c) out[c] /= T(n);
-    });
-  }
+  const auto views = detail::views_on_one_device(pooled, tokens);
+  views([&](auto dev, auto vp, auto vt) {
+    using Device = decltype(dev);
+    using ET = typename decltype(vt)::extents_type;
+    using T = typename decltype(vp)::value_type;
+    constexpr std::size_t n = ET::static_extent(1), D = ET::last;
+    static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, D>>,
+                  "splitmask::mean_tokens_forward: pooled is (B, D) for tokens (B, n, D)");
+    if (vp.batch() != vt.batch())
+      throw shape_error("splitmask::mean_tokens_forward: pooled and tokens disagree on the batch");
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template mean_tokens_forward<n, D>(vp.data(), vt.data(),
+                                                                     vt.batch());
+    } else {
+      detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
+        T* out = vp.data() + b * D;
+        for (std::size_t c = 0; c < D; ++c) out[c] = 0;
+        for (std::size_t t = 0; t < n; ++t) {
+          const T* row = vt.data() + (b * n + t) * D;
+          for (std::size_t c = 0; c < D; ++c) out[c] += row[c];
+        }
+        for (std::size_t c = 0; c < D; ++c) out[c] /= T(n);
+      });
+    }
+  });
 }
 
 /// d_tokens(b, t, :) = d_pooled(b, :) / n (written, or added with write_mode::accumulate).
 template <class DTokens, class DPooled>
 void mean_tokens_backward(DTokens&& d_tokens, const DPooled& d_pooled,
                           write_mode mode = write_mode::overwrite) {
-  const auto vt = d_tokens.view();
-  const auto vp = d_pooled.view();
-  using Device = detail::device_of_t<decltype(vp), decltype(vt)>;
-  using ET = typename decltype(vt)::extents_type;
-  using T = typename decltype(vt)::value_type;
-  constexpr std::size_t n = ET::static_extent(1), D = ET::last;
-  static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, D>>,
-                "splitmask::mean_tokens_backward: d_pooled is (B, D) for d_tokens (B, n, D)");
-  if (vp.batch() != vt.batch())
-    throw shape_error("splitmask::mean_tokens_backward: the gradients disagree on the batch");
-  const bool add = mode == write_mode::accumulate;
-  if constexpr (!std::is_same_v<Device, device::cpu>) {
-    detail::device_ops<Device>::template mean_tokens_backward<n, D>(vt.data(), vp.data(),
-                                                                    vt.batch(), add);
-  } else {
-    detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
-      const T* in = vp.data() + b * D;
-      for (std::size_t t = 0; t < n; ++t) {
-        T* row = vt.data() + (b * n + t) * D;
-        for (std::size_t c = 0; c < D; ++c) row[c] = (add ? row[c] : T(0)) + in[c] / T(n);
-      }
-    });
-  }
+  const auto views = detail::views_on_one_device(d_tokens, d_pooled);
+  views([&](auto dev, auto vt, auto vp) {
+    using Device = decltype(dev);
+    using ET = typename decltype(vt)::extents_type;
+    using T = typename decltype(vt)::value_type;
+    constexpr std::size_t n = ET::static_extent(1), D = ET::last;
+    static_assert(std::is_same_v<typename decltype(vp)::extents_type, extents<dynamic, D>>,
+                  "splitmask::mean_tokens_backward: d_pooled is (B, D) for d_tokens (B, n, D)");
+    if (vp.batch() != vt.batch())
+      throw shape_error("splitmask::mean_tokens_backward: the gradients disagree on the batch");
+    const bool add = mode == write_mode::accumulate;
+    if constexpr (!std::is_same_v<Device, device::cpu>) {
+      detail::device_ops<Device>::template mean_tokens_backward<n, D>(vt.data(), vp.data(),
+                                                                      vt.batch(), add);
+    } else {
+      detail::parallel_for(vt.batch(), n * D, [&](std::size_t b) {
+        const T* in = vp.data() + b * D;
+        for (std::size_t t = 0; t < n; ++t) {
+          T* row = vt.data() + (b * n + t) * D;
+          for (std::size_t c = 0; c < D; ++c) row[c] = (add ? row[c] : T(0)) + in[c] / T(n);
+        }
+      });
+    }
+  });
 }
 
 }  // namespace splitmask

@@ -26,7 +26,7 @@
 #include "splitmask/core/config.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
-#include "splitmask/ops/matmul.hpp"
+#include "splitmask/core/backend.hpp"
 
 namespace splitmask::backend::cpu {
 

@@ -5,7 +5,7 @@
 
 #include <Eigen/Core>
 
-#include "splitmask/ops/matmul.hpp"
+#include "splitmask/core/backend.hpp"
 
 namespace splitmask::backend::cpu {
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "splitmask/core/config.hpp"
-#include "splitmask/ops/matmul.hpp"
+#include "splitmask/core/backend.hpp"
 
 #if defined(SPLITMASK_HAS_ONEDNN)
 #include <oneapi/dnnl/dnnl.hpp>

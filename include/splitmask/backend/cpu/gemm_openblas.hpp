@@ -7,7 +7,7 @@
 #include <string>
 #include <type_traits>
 
-#include "splitmask/ops/matmul.hpp"
+#include "splitmask/core/backend.hpp"
 
 #if defined(SPLITMASK_HAS_OPENBLAS)
 #include <cblas.h>

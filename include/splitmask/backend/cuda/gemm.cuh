@@ -17,7 +17,7 @@
 #include "splitmask/backend/cuda/evaluate.cuh"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
-#include "splitmask/ops/matmul.hpp"
+#include "splitmask/core/backend.hpp"
 
 namespace splitmask::backend::cuda {
 
