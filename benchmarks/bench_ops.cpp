@@ -13,7 +13,7 @@ namespace {
 using namespace splitmask;
 using config = presets::vit_ti4_28;
 constexpr std::size_t B = 64, n = 25, D = config::width, H = config::heads, M = config::mlp_width;
-constexpr std::size_t K = config::vocabulary;
+constexpr std::size_t K = 512;  // the preset's vocabulary
 
 template <class X>
 void fill(X& x, std::uint64_t seed) {
@@ -144,7 +144,8 @@ void cross_entropy_op(benchmark::State& state) {
 
 // ---- AdamW over the encoder's and decoder's parameters -------------------------------------------
 void adamw_op(benchmark::State& state) {
-  constexpr std::size_t P = config::encoder_parameters + config::decoder_parameters;
+  constexpr std::size_t P =
+      config::encoder_parameters + decoder_sizes<config, decoder_config<>>::parameters(K);
   tensor<float, extents<dynamic>> values(P), grads(P);
   fill(values, 10), fill(grads, 11);
   adamw<float> optimizer;

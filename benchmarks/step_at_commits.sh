@@ -3,8 +3,8 @@
 # commit's headers, then run round-robin so that every commit sees the same machine noise:
 # the median over rounds of each commit's step time. For before/after tables of performance work.
 #   benchmarks/step_at_commits.sh [-c ti4-28|s4-32] [-r rounds] commit...
-# Builds with g++ and the Debian packages of scripts/setup.sh (OpenBLAS's OpenMP build); runs
-# with OMP_WAIT_POLICY=PASSIVE and OMP_NUM_THREADS (default 2).
+# Builds with g++ and the Debian packages of scripts/setup.sh (oneDNN, OpenBLAS's OpenMP build;
+# each commit's own GEMM choice); runs with OMP_WAIT_POLICY=PASSIVE and OMP_NUM_THREADS (default 2).
 set -euo pipefail
 config=ti4-28 rounds=3
 while getopts "c:r:" opt; do
@@ -21,9 +21,9 @@ for c in "$@"; do
   git -C "$root" worktree add -q --detach "$d" "$c"
   echo "building $c ..." >&2
   g++ -std=c++17 -O3 -DNDEBUG -march=native -fopenmp -DSPLITMASK_USE_OPENBLAS=1 \
-    -I"$d/include" -isystem /usr/include/eigen3 \
+    -DSPLITMASK_HAS_OPENBLAS=1 -DSPLITMASK_HAS_ONEDNN=1 -I"$d/include" -isystem /usr/include/eigen3 \
     -isystem /usr/include/x86_64-linux-gnu/openblas-openmp \
-    "$d/benchmarks/bench_train_step.cpp" -o "$d.step" -lbenchmark -lopenblas -lpthread
+    "$d/benchmarks/bench_train_step.cpp" -o "$d.step" -lbenchmark -ldnnl -lopenblas -lpthread
 done
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 for r in $(seq "$rounds"); do

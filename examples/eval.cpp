@@ -306,14 +306,14 @@ int run(const request& r) {
     for (const auto& p : ex::preset_list())
       ex::with_preset(p.name, [&](auto preset) {
         using Config = typename decltype(preset)::config;
-        if (found || info.config != splitmask::config_json<Config>()) return 0;
+        if (found || info.encoder != splitmask::config_json<Config>()) return 0;
         found = true;
         report["preset"] = p.name;
         results = evaluate<Config>(r, &info);
         return 0;
       });
     if (!found)
-      throw splitmask::file_error(r.checkpoint + ": its config " + info.config.dump() +
+      throw splitmask::file_error(r.checkpoint + ": its encoder " + info.encoder.dump() +
                                   " is none of this program's presets (" + ex::preset_names() +
                                   ")");
   } else {

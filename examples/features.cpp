@@ -4,7 +4,7 @@
 //   splitmask-features --checkpoint runs/pretrain/checkpoint.safetensors --split test --out feats
 //
 // The images are normalised with the statistics of the data the checkpoint was trained on, as
-// the pretrainer fed them (no augmentation). The preset is found from the checkpoint's config.
+// the pretrainer fed them (no augmentation). The preset is found from the checkpoint's encoder sizes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -101,11 +101,11 @@ int main(int argc, char** argv) {
     for (const auto& p : ex::preset_list()) {
       const int status = ex::with_preset(p.name, [&](auto preset) {
         using Config = typename decltype(preset)::config;
-        return info.config == splitmask::config_json<Config>() ? extract<Config>(r, info) : -1;
+        return info.encoder == splitmask::config_json<Config>() ? extract<Config>(r, info) : -1;
       });
       if (status >= 0) return status;
     }
-    throw splitmask::file_error(r.checkpoint + ": its config " + info.config.dump() +
+    throw splitmask::file_error(r.checkpoint + ": its encoder " + info.encoder.dump() +
                                 " is none of this program's presets (" + ex::preset_names() + ")");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

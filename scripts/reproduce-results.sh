@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces docs/results.md: pre-trains a ViT on Fashion-MNIST's training images with SplitMask
-# and with BEiT, then measures k-NN, linear-probe and fine-tuning accuracy with 1%, 10% and 100%
+# Reproduces docs/results.md: pre-trains a ViT on Fashion-MNIST's training images with SplitMask,
+# BEiT and MAE, then measures k-NN, linear-probe and fine-tuning accuracy with 1%, 10% and 100%
 # of the labels against raw pixels, a random encoder and training from scratch, and prints the
 # tables. Every run writes its JSON under the output folder and is skipped when that JSON is
 # already there (an interrupted pre-training resumes), so the script can be re-run after a crash.
@@ -61,7 +61,7 @@ mkdir -p "$out"
 common=(--data "$data" --threads "$threads")
 
 # Pre-training, resumed when a checkpoint is there (a finished run resumes to nothing).
-for objective in splitmask beit; do
+for objective in splitmask beit mae; do
   run=$out/pretrain-$objective
   args=(--preset "$preset" --objective "$objective" "${pretrain[@]}" "${common[@]}" --seed 0
     --out "$run")
@@ -87,7 +87,7 @@ for fraction in "${fractions[@]}"; do
   evaluate "pixels-$fraction" 0 --pixels --mode all --label-fraction "$fraction"
   evaluate "random-$fraction" 0 --preset "$preset" --mode all --label-fraction "$fraction" \
     "${finetune[@]}"
-  for objective in splitmask beit; do
+  for objective in splitmask beit mae; do
     evaluate "$objective-$fraction" 0 --checkpoint "$out/pretrain-$objective/checkpoint.safetensors" \
       --mode all --label-fraction "$fraction" "${finetune[@]}"
   done
@@ -99,7 +99,7 @@ fraction=${fractions[0]}
 for seed in 1 2; do
   evaluate "random-$fraction-seed$seed" "$seed" --preset "$preset" --mode finetune \
     --label-fraction "$fraction" "${finetune[@]}"
-  for objective in splitmask beit; do
+  for objective in splitmask beit mae; do
     evaluate "$objective-$fraction-seed$seed" "$seed" --mode finetune \
       --label-fraction "$fraction" --checkpoint "$out/pretrain-$objective/checkpoint.safetensors" \
       "${finetune[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Prints the tables of docs/results.md (Markdown) from the JSON files that
 scripts/reproduce-results.sh leaves in a folder: <model>-<fraction>.json, where model is pixels,
-random, splitmask or beit, and <model>-<fraction>-seed<n>.json for fine-tuning with other seeds.
+random, splitmask, beit or mae, and <model>-<fraction>-seed<n>.json for fine-tuning with other seeds.
 A missing run shows as a dash. With --svg DIR it also draws, for each
 label fraction, the fine-tuning loss curves of the three encoders in one chart:
 DIR/finetune-<fraction>.svg.
@@ -13,14 +13,14 @@ import re
 import sys
 
 MODELS = [("pixels", "raw pixels"), ("random", "random init / from scratch"),
-          ("splitmask", "SplitMask"), ("beit", "BEiT")]
+          ("splitmask", "SplitMask"), ("beit", "BEiT"), ("mae", "MAE")]
 
 
 def load(folder):
     """{(model, fraction): run} for seed 0, and {(model, fraction, seed): run} for the others."""
     runs, seeds = {}, {}
     for path in folder.glob("*.json"):
-        m = re.fullmatch(r"(pixels|random|splitmask|beit)-([0-9.]+)(?:-seed(\d+))?", path.stem)
+        m = re.fullmatch(r"(pixels|random|splitmask|beit|mae)-([0-9.]+)(?:-seed(\d+))?", path.stem)
         if m and m.group(3):
             seeds[(m.group(1), float(m.group(2)), int(m.group(3)))] = json.loads(path.read_text())
         elif m:
@@ -34,7 +34,7 @@ def percent(run, key):
     return f"{100 * run[key]['accuracy']:.1f}"
 
 
-COLOURS = {"random": "#777777", "splitmask": "#d62728", "beit": "#1f77b4"}
+COLOURS = {"random": "#777777", "splitmask": "#d62728", "beit": "#1f77b4", "mae": "#2ca02c"}
 
 
 def curves_svg(path, title, curves):
@@ -130,7 +130,7 @@ def main():
             else:
                 cells.append(f"{r['seconds']:.0f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    for objective in ("splitmask", "beit"):
+    for objective in ("splitmask", "beit", "mae"):
         log = folder / f"pretrain-{objective}.log"
         if log.exists():
             done = re.findall(r"done: (\d+) steps in (\S+);", log.read_text())
@@ -141,7 +141,7 @@ def main():
         svg_dir.mkdir(parents=True, exist_ok=True)
         for f in fractions:
             curves = {m: [(p["step"], p["loss"]) for p in runs[(m, f)]["finetune"]["curve"]]
-                      for m in ("random", "splitmask", "beit")
+                      for m in ("random", "splitmask", "beit", "mae")
                       if (m, f) in runs and "finetune" in runs[(m, f)]}
             if curves:
                 curves_svg(svg_dir / f"finetune-{f:g}.svg",

@@ -1,4 +1,6 @@
-// The pretrainer's runs for the presets of 224-pixel images (see instances.hpp).
-#include "instances.hpp"
+// The pretrainer's runs for the presets of 224-pixel images, every objective: one translation
+// unit per image size, so that a parallel build compiles them at once.
+#include "run.hpp"
 
-SPLITMASK_PRETRAIN_INSTANCES_224()
+template int splitmask::examples::run_on_cpu<224>(const pretrain_settings&, const image_set&,
+                                                  const run_control&);

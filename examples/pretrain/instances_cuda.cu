@@ -1,5 +1,2 @@
-// The pretrainer's runs on the GPU (see instances.hpp), compiled by nvcc.
-#include "instances.hpp"
+// The pretrainer's runs on the GPU (run_cuda.hpp), compiled by nvcc.
 #include "run_cuda.hpp"
-
-SPLITMASK_PRETRAIN_CUDA_INSTANCES()

@@ -1,26 +1,25 @@
-// splitmask-pretrain: SplitMask (or BEiT) pre-training of a ViT on a folder of images, CIFAR or
-// MNIST-style IDX files, with progress, metrics, a loss curve and resumable checkpoints.
+// splitmask-pretrain: SplitMask (or BEiT, or MAE) pre-training of a ViT on a folder of images,
+// CIFAR or MNIST-style IDX files, with progress, metrics, a loss curve and resumable checkpoints.
 //
 //   splitmask-pretrain                                   # Fashion-MNIST, mini-28, 300 steps
 //   splitmask-pretrain --preset s4-32 --data cifar-10-batches-bin --epochs 100 --out runs/c10
 //   splitmask-pretrain --resume runs/c10/checkpoint.safetensors
-#include <csignal>
-#include <cstdlib>
-#include <cstdio>
-#include <filesystem>
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <splitmask/core/error.hpp>
 #include <splitmask/data/dataset.hpp>
 #include <splitmask/io/checkpoint.hpp>
+#include <string>
 
-#include "../common/presets.hpp"
 #include "../common/gemm_option.hpp"
+#include "../common/presets.hpp"
 #include "../common/threads.hpp"
-#include "instances.hpp"
-#include "run.hpp"
+#include "objectives.hpp"
+#include "runs.hpp"
 
 namespace ex = splitmask::examples;
 
@@ -87,22 +86,17 @@ void prepare_out(const std::string& out, bool resuming, bool overwrite) {
       fs::remove(entry.path());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  ex::restart_with_passive_wait(argv);
+// Everything the command line sets.
+struct invocation {
   ex::pretrain_settings s;
   ex::run_control control;
-  control.out = "runs/pretrain";
-  std::string& out = control.out;
-  std::string& resume = control.resume;
   int threads = 0;
   ex::cpu_gemm_choice gemm;
   bool list_presets = false, overwrite = false;
+};
 
-  CLI::App app{"SplitMask pre-training of a Vision Transformer on your images", "splitmask-pretrain"};
-  app.add_option("--preset", s.preset, "ViT size (see --list-presets)")
-      ->capture_default_str();
+void add_run_options(CLI::App& app, ex::pretrain_settings& s) {
+  app.add_option("--preset", s.preset, "ViT size (see --list-presets)")->capture_default_str();
   app.add_option("--data", s.data,
                  "A folder: IDX files (MNIST layout, raw or .gz), CIFAR-10/100 binary batches, or "
                  "PNG/JPEG images (one sub-folder per class)")
@@ -111,7 +105,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(splitmask::data_format_names()))
       ->capture_default_str();
   app.add_option("--objective", s.objective, "Pre-training objective")
-      ->check(CLI::IsMember({"splitmask", "beit"}))
+      ->check(CLI::IsMember(ex::objective_names<ex::nano_28>()))
       ->capture_default_str();
   auto* steps = app.add_option("--steps", s.steps, "Training steps")
                     ->check(CLI::PositiveNumber)
@@ -140,12 +134,17 @@ int main(int argc, char** argv) {
   app.add_option("--kmeans-iterations", s.kmeans_iterations,
                  "Spherical k-means iterations refining the vocabulary")
       ->capture_default_str();
-  app.add_option("--out", out, "Output folder: checkpoint.safetensors, metrics.jsonl, loss.svg")
+}
+
+void add_control_options(CLI::App& app, invocation& in) {
+  auto& control = in.control;
+  app.add_option("--out", control.out,
+                 "Output folder: checkpoint.safetensors, metrics.jsonl, loss.svg")
       ->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads (default: all cores)")
+  app.add_option("--threads", in.threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--device", control.device,
-                 "Where the training step runs: cpu, or cuda (the current GPU; SplitMask only)")
+                 "Where the training step runs: cpu, or cuda (the current GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   app.add_option("--precision", control.precision,
@@ -153,69 +152,104 @@ int main(int argc, char** argv) {
                  "optimiser; on the CPU where it has AVX512_BF16 or AMX), or tf32 (--device cuda)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();
-  ex::add_gemm_option(app, gemm);
+  ex::add_gemm_option(app, in.gemm);
   app.add_option("--save-every", control.save_every,
                  "Steps between checkpoints (default: 10 per run)");
-  app.add_option("--stop-after", control.stop_after,
-                 "End after this many steps, with a checkpoint to --resume from (training in slices)");
-  app.add_option("--resume", resume, "Continue the run of this checkpoint")
+  app.add_option(
+      "--stop-after", control.stop_after,
+      "End after this many steps, with a checkpoint to --resume from (training in slices)");
+  app.add_option("--resume", control.resume, "Continue the run of this checkpoint")
       ->check(CLI::ExistingFile);
-  app.add_flag("--overwrite", overwrite, "Start a new run even where --out holds one");
-  app.add_flag("--list-presets", list_presets, "List the presets and exit");
-  CLI11_PARSE(app, argc, argv);
+  app.add_flag("--overwrite", in.overwrite, "Start a new run even where --out holds one");
+  app.add_flag("--list-presets", in.list_presets, "List the presets and exit");
+}
 
-  if (list_presets) {
+// The CPU's or the GPU's matrix products, as asked.
+void choose_products(const CLI::App& app, invocation& in) {
+  if (in.control.device == "cpu") {
+    if (in.control.precision == "tf32")
+      throw std::invalid_argument(
+          "--precision tf32 applies to --device cuda; the CPU's "
+          "products are fp32 or bf16");
+    in.gemm.precision = in.control.precision;
+    ex::use_cpu_gemm(in.gemm);
+  } else if (app.count("--gemm") != 0) {
+    throw std::invalid_argument(
+        "--gemm chooses the CPU's matrix products; with --device cuda "
+        "they run on cuBLAS");
+  }
+}
+
+// The training images, checked against the preset's size.
+splitmask::image_set load_data(const ex::pretrain_settings& s, const ex::preset_info& preset) {
+  auto set = splitmask::load_image_set(s.data, "train", splitmask::parse_data_format(s.format),
+                                       preset.image_size, preset.channels);
+  if (set.channels != preset.channels || set.height != preset.image_size ||
+      set.width != preset.image_size)
+    throw splitmask::file_error(
+        set.source + ": the images are " + std::to_string(set.height) + "x" +
+        std::to_string(set.width) + "x" + std::to_string(set.channels) + ", preset " + s.preset +
+        " takes " + std::to_string(preset.image_size) + "x" + std::to_string(preset.image_size) +
+        "x" + std::to_string(preset.channels) +
+        "; presets that fit: " + ex::presets_fitting(set.height, set.channels));
+  return set;
+}
+
+// Set up (products, resumed settings, output folder, data), then the run on its device.
+int run(const CLI::App& app, invocation& in) {
+  auto& s = in.s;
+  auto& control = in.control;
+  ex::set_threads(in.threads);
+  choose_products(app, in);
+  if (!control.resume.empty()) {
+    s = resumed_settings(control.resume, app, s);
+    if (app.count("--out") == 0)
+      control.out = std::filesystem::path(control.resume).parent_path().string();
+    if (control.out.empty()) control.out = ".";
+  }
+  const auto& preset = ex::find_preset(s.preset);
+  prepare_out(control.out, !control.resume.empty(), in.overwrite);
+  s.data = std::filesystem::absolute(s.data).lexically_normal().string();  // for --resume
+  const auto set = load_data(s, preset);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  if (control.device == "cuda") {
+#if defined(SPLITMASK_PRETRAIN_CUDA)
+    return ex::run_on_cuda(s, set, control);
+#else
+    throw std::invalid_argument(
+        "--device cuda: this splitmask-pretrain was built without CUDA (nvcc was not found "
+        "when it was configured, or SPLITMASK_ENABLE_CUDA was OFF)");
+#endif
+  }
+  switch (preset.image_size) {
+    case 28:
+      return ex::run_on_cpu<28>(s, set, control);
+    case 32:
+      return ex::run_on_cpu<32>(s, set, control);
+    default:
+      return ex::run_on_cpu<224>(s, set, control);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ex::restart_with_passive_wait(argv);
+  invocation in;
+  in.control.out = "runs/pretrain";
+  CLI::App app{"SplitMask pre-training of a Vision Transformer on your images",
+               "splitmask-pretrain"};
+  add_run_options(app, in.s);
+  add_control_options(app, in);
+  CLI11_PARSE(app, argc, argv);
+  if (in.list_presets) {
     for (const auto& p : ex::preset_list())
       std::printf("%-10s %zux%zux%zu  %s\n", p.name, p.image_size, p.image_size, p.channels, p.use);
     return 0;
   }
   try {
-    ex::set_threads(threads);
-    if (control.device == "cpu") {
-      if (control.precision == "tf32")
-        throw std::invalid_argument("--precision tf32 applies to --device cuda; the CPU's "
-                                    "products are fp32 or bf16");
-      gemm.precision = control.precision;
-      ex::use_cpu_gemm(gemm);
-    } else if (app.count("--gemm") != 0) {
-      throw std::invalid_argument("--gemm chooses the CPU's matrix products; with --device cuda "
-                                  "they run on cuBLAS");
-    }
-    if (!resume.empty()) {
-      s = resumed_settings(resume, app, s);
-      if (app.count("--out") == 0) out = std::filesystem::path(resume).parent_path().string();
-      if (out.empty()) out = ".";
-    }
-    const auto& preset = ex::find_preset(s.preset);
-    prepare_out(out, !resume.empty(), overwrite);
-    s.data = std::filesystem::absolute(s.data).lexically_normal().string();  // for --resume
-    const auto set = splitmask::load_image_set(s.data, "train",
-                                               splitmask::parse_data_format(s.format),
-                                               preset.image_size, preset.channels);
-    if (set.channels != preset.channels || set.height != preset.image_size ||
-        set.width != preset.image_size)
-      throw splitmask::file_error(
-          set.source + ": the images are " + std::to_string(set.height) + "x" +
-          std::to_string(set.width) + "x" + std::to_string(set.channels) + ", preset " +
-          s.preset + " takes " + std::to_string(preset.image_size) + "x" +
-          std::to_string(preset.image_size) + "x" + std::to_string(preset.channels) +
-          "; presets that fit: " + ex::presets_fitting(set.height, set.channels));
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    if (control.device == "cuda") {
-#if defined(SPLITMASK_PRETRAIN_CUDA)
-      return ex::with_cuda_preset(s.preset, [&](auto p) {
-        return ex::run_pretraining_on_cuda<typename decltype(p)::config>(s, set, control);
-      });
-#else
-      throw std::invalid_argument(
-          "--device cuda: this splitmask-pretrain was built without CUDA (nvcc was not found "
-          "when it was configured, or SPLITMASK_ENABLE_CUDA was OFF)");
-#endif
-    }
-    return ex::with_preset(s.preset, [&](auto p) {
-      return ex::run_pretraining<typename decltype(p)::config>(s, set, control);
-    });
+    return run(app, in);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

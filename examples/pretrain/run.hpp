@@ -1,23 +1,16 @@
-// run_pretraining: one pre-training run of a compiled config, from a loaded dataset to the last
-// checkpoint: tokenizer, trainer, threaded batch loader, progress, metrics, loss curve, and
-// atomic checkpoints at intervals. Resuming from a checkpoint continues the very same run.
-// A trainer on a GPU saves and resumes through a host twin of batch 2, which holds only its
-// state (a checkpoint is the same file whichever device wrote it).
+// The pre-training run of a compiled preset and objective, from a loaded dataset to the last
+// checkpoint: plan, trainer (new, or resumed from a checkpoint), then the loop of batch, step,
+// log and checkpoint. Resuming continues the very same run. A trainer on a GPU saves and
+// resumes through a host twin, which holds only its state (a checkpoint is the same file
+// whichever device wrote it).
 #pragma once
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <stdexcept>
-#include <string>
-#include <type_traits>
-#include <vector>
-
 #include <nlohmann/json.hpp>
 #include <splitmask/data/augment.hpp>
 #include <splitmask/data/batch_loader.hpp>
@@ -26,105 +19,128 @@
 #include <splitmask/io/safetensors.hpp>
 #include <splitmask/ops/patchify.hpp>
 #include <splitmask/tokenizer/patch_tokenizer.hpp>
-#include <splitmask/train/beit_trainer.hpp>
-#include <splitmask/train/splitmask_trainer.hpp>
+#include <splitmask/train/checkpoint.hpp>
+#include <splitmask/train/trainer.hpp>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
 
-#include "../common/progress.hpp"
-#include "../common/training_log.hpp"
+#include "../common/presets.hpp"
+#include "objectives.hpp"
+#include "run_log.hpp"
+#include "runs.hpp"
 #include "settings.hpp"
 
 namespace splitmask::examples {
 
-/// Set by the SIGINT/SIGTERM handler: the run saves a checkpoint after the current step and ends.
-inline std::atomic<bool> stop_requested{false};
-
-/// How this invocation runs, beside the run's own settings (these may change on --resume).
-struct run_control {
-  std::string out;              // output folder
-  std::string resume;           // a checkpoint to continue, or empty
-  std::uint64_t save_every = 0;  // steps between checkpoints; 0: ten per run
-  std::uint64_t stop_after = 0;  // end (with a checkpoint) after this many steps; 0: run to the end
-  std::string device = "cpu";    // cpu or cuda
-  std::string precision = "fp32";  // of the GPU's products: fp32, tf32 or bf16
+/// What a run knows before its first step: the data's statistics, the augmentation, its length
+/// and options, and the metadata its checkpoints carry (settings and data statistics).
+struct run_plan {
+  channel_stats stats;
+  augmentation augment;
+  std::uint64_t per_epoch = 0, total = 0;  // batches per epoch (the last partial one dropped)
+  pretrain_options options;
+  nlohmann::json metadata;
 };
 
-/// Where a run writes: its checkpoint, metrics and loss curve.
-struct run_files {
-  std::string checkpoint, metrics, curve;
-  explicit run_files(const std::string& out)
-      : checkpoint(out + "/checkpoint.safetensors"),
-        metrics(out + "/metrics.jsonl"),
-        curve(out + "/loss.svg") {}
-};
-
-/// The run's total steps: --epochs times the batches of an epoch (the last partial batch of each
-/// epoch is dropped) when given, else --steps.
-inline std::uint64_t total_steps(const pretrain_settings& s, std::uint64_t batches_per_epoch) {
-  return s.epochs > 0 ? s.epochs * batches_per_epoch : s.steps;
-}
-
-inline pretrain_options recipe_options(const pretrain_settings& s, std::uint64_t total) {
-  pretrain_options o;
-  o.lr = s.lr > 0 ? s.lr : 1.5e-3 * double(s.batch) / 256;  // the recipe's scaling with batch
-  o.warmup_steps = s.warmup >= 0 ? std::uint64_t(s.warmup) : total / 20;
-  o.total_steps = total;
-  o.seed = s.seed;
-  return o;
+/// The plan of the run `s` on `set`: --epochs times the batches of an epoch when given, else
+/// --steps; the recipe's learning rate 1.5e-3 · B / 256 unless --lr; warm-up 5% unless --warmup.
+inline run_plan plan_run(const pretrain_settings& s, const image_set& set) {
+  run_plan plan;
+  plan.stats = compute_channel_stats(set);
+  plan.augment.min_scale = s.min_scale;
+  plan.augment.flip = s.flip;
+  plan.per_epoch = set.size() / s.batch;
+  if (plan.per_epoch == 0)
+    throw file_error(set.source + ": " + std::to_string(set.size()) + " images hold no batch of " +
+                     std::to_string(s.batch) + "; lower --batch");
+  plan.total = s.epochs > 0 ? s.epochs * plan.per_epoch : s.steps;
+  if (s.warmup >= 0 && std::uint64_t(s.warmup) > plan.total)
+    throw std::invalid_argument("--warmup " + std::to_string(s.warmup) +
+                                " is longer than the run's " + std::to_string(plan.total) +
+                                " steps");
+  plan.options.lr = s.lr > 0 ? s.lr : 1.5e-3 * double(s.batch) / 256;
+  plan.options.warmup_steps = s.warmup >= 0 ? std::uint64_t(s.warmup) : plan.total / 20;
+  plan.options.total_steps = plan.total;
+  plan.options.seed = s.seed;
+  plan.metadata = to_json(s);
+  plan.metadata["data_stats"] = {{"mean", plan.stats.mean}, {"std", plan.stats.std}};
+  plan.metadata["data_images"] = set.size();
+  return plan;
 }
 
 /// The tokenizer of a new run: its vocabulary is drawn (seeded) from up to vocabulary_images
 /// training images, evenly spaced, normalised as the trainer sees them but not augmented, then
 /// refined by spherical k-means. The images are already standardised: its statistics are 0, 1.
-template <class Config>
-patch_tokenizer<Config> build_tokenizer(const image_set& set, const channel_stats& stats,
-                                        const pretrain_settings& s) {
+template <class Config, std::size_t K>
+patch_tokenizer<Config, K> build_tokenizer(const image_set& set, const channel_stats& stats,
+                                           const pretrain_settings& s) {
   constexpr std::size_t C = Config::channels, S = Config::image_size;
   constexpr std::size_t budget = std::size_t{256} << 20;  // bytes of images held for it
   const std::size_t count = std::max<std::size_t>(
       1, std::min({set.size(), s.vocabulary_images, budget / (C * S * S * sizeof(float))}));
   tensor<float, extents<dynamic, C, S, S>> images(count);
   for (std::size_t i = 0; i < count; ++i)
-    augment_image(set, i * set.size() / count, stats, augmentation::none(), counter_rng(s.seed),
-                  0, images.data() + i * C * S * S, S);
+    augment_image(set, i * set.size() / count, stats, augmentation::none(), counter_rng(s.seed), 0,
+                  images.data() + i * C * S * S, S);
   std::array<float, C> zero{}, one{};
   one.fill(1.0f);
-  auto tokenizer = patch_tokenizer<Config>::sample(images, zero, one, s.seed);
+  auto tokenizer = patch_tokenizer<Config, K>::sample(images, zero, one, s.seed);
   if (s.kmeans_iterations > 0) {
     tensor<float, extents<dynamic, Config::patches, Config::patch_length>> patches(count);
     patchify<Config::patch_size>(patches, images);
     const double similarity = tokenizer.refine(patches, s.kmeans_iterations);
-    std::fprintf(stderr, "tokenizer: %zu words from %zu images, %zu k-means iterations, mean "
-                 "cosine similarity %.3f\n", Config::vocabulary, count, s.kmeans_iterations,
-                 similarity);
+    std::fprintf(stderr,
+                 "tokenizer: %zu words from %zu images, %zu k-means iterations, mean "
+                 "cosine similarity %.3f\n",
+                 K, count, s.kmeans_iterations, similarity);
   }
   return tokenizer;
 }
 
 namespace detail {
 
-inline nlohmann::json stats_json(const channel_stats& stats) {
-  return {{"mean", stats.mean}, {"std", stats.std}};
+template <class Trainer>
+using host_trainer_t = trainer<typename Trainer::objective_type, typename Trainer::config_type,
+                               typename Trainer::value_type>;
+
+template <class Trainer>
+constexpr bool needs_tokenizer =
+    splitmask::detail::has_tokenizer<typename Trainer::model_type>::value;
+
+// A new trainer for the plan: the objective's default options, and a tokenizer built from the
+// data for an objective that has one.
+template <class Trainer>
+std::unique_ptr<Trainer> new_trainer(const pretrain_settings& s, const image_set& set,
+                                     const run_plan& plan) {
+  if constexpr (needs_tokenizer<Trainer>) {
+    constexpr std::size_t K = Trainer::objective_type::vocabulary;
+    using Config = typename Trainer::config_type;
+    return std::make_unique<Trainer>(s.batch, plan.options,
+                                     typename Trainer::objective_type::options{},
+                                     build_tokenizer<Config, K>(set, plan.stats, s));
+  } else {
+    return std::make_unique<Trainer>(s.batch, plan.options);
+  }
 }
 
-// The loss terms as metrics fields and as text for the progress line.
-inline void add_losses(nlohmann::json& record, const step_losses& l, bool splitmask) {
-  if (splitmask) {
-    record["ce_a"] = l.ce_a;
-    record["ce_b"] = l.ce_b;
-    record["infonce"] = l.infonce;
+// A trainer of `Trainer`'s type and the given batch, built as the checkpoint `file` describes.
+template <class Trainer>
+std::unique_ptr<Trainer> trainer_like(const safetensors_reader& file, const std::string& path,
+                                      std::size_t batch) {
+  using Objective = typename Trainer::objective_type;
+  const auto info = read_checkpoint_info(file, path);
+  const auto options = checkpoint_options(info);
+  const auto objective = checkpoint_objective_options<Objective>(info);
+  if constexpr (needs_tokenizer<Trainer>) {
+    return std::make_unique<Trainer>(
+        batch, options, objective,
+        load_tokenizer<typename Trainer::config_type, Objective::vocabulary>(file, path));
   } else {
-    record["ce"] = l.ce_a;
+    return std::make_unique<Trainer>(batch, options, objective);
   }
-  record["total"] = l.total;
-}
-inline std::string loss_text(const step_losses& l, bool splitmask) {
-  char text[128];
-  if (splitmask)
-    std::snprintf(text, sizeof text, "loss %.3f (CE_A %.3f CE_B %.3f NCE %.3f)", l.total, l.ce_a,
-                  l.ce_b, l.infonce);
-  else
-    std::snprintf(text, sizeof text, "CE %.3f", l.total);
-  return text;
 }
 
 // Where a trainer's state goes to and comes from a checkpoint: itself on the host, a host twin
@@ -133,167 +149,121 @@ template <class Trainer, bool OnHost = std::is_same_v<typename Trainer::device_t
 struct checkpoint_access {
   Trainer& trainer;
   Trainer& saved() { return trainer; }
-  Trainer& to_load() { return trainer; }
-  void loaded() {}
+  void load(const safetensors_reader& file, const std::string& path) {
+    load_checkpoint(file, path, trainer);
+  }
 };
 template <class Trainer>
 struct checkpoint_access<Trainer, false> {
-  using twin_type = splitmask_trainer<typename Trainer::config_type, typename Trainer::value_type>;
   Trainer& trainer;
-  std::unique_ptr<twin_type> twin =
-      std::make_unique<twin_type>(2, trainer.tokenizer(), trainer.options());
-  twin_type& saved() {  // the trainer's state, copied to the twin
+  std::unique_ptr<host_trainer_t<Trainer>> twin;
+  host_trainer_t<Trainer>& saved() {  // the trainer's state, copied to the twin
     twin->copy_state_from(trainer);
     return *twin;
   }
-  twin_type& to_load() { return *twin; }
-  void loaded() { trainer.copy_state_from(*twin); }
+  void load(const safetensors_reader& file, const std::string& path) {
+    load_checkpoint(file, path, *twin);
+    trainer.copy_state_from(*twin);
+  }
 };
 
 template <class Trainer>
-int train(const pretrain_settings& s, const image_set& set, const run_control& control) {
-  const std::string& resume = control.resume;
-  using Config = typename Trainer::config_type;
-  constexpr bool splitmask = !std::is_same_v<Trainer, beit_trainer<Config>>;
-  const run_files files(control.out);
-  const channel_stats stats = compute_channel_stats(set);
-  augmentation augment;
-  augment.min_scale = s.min_scale;
-  augment.flip = s.flip;
-  const std::uint64_t per_epoch = set.size() / s.batch;
-  if (per_epoch == 0)
-    throw file_error(set.source + ": " + std::to_string(set.size()) +
-                     " images hold no batch of " + std::to_string(s.batch) + "; lower --batch");
-  const std::uint64_t total = total_steps(s, per_epoch);
-  if (s.warmup >= 0 && std::uint64_t(s.warmup) > total)
-    throw std::invalid_argument("--warmup " + std::to_string(s.warmup) +
-                                " is longer than the run's " + std::to_string(total) + " steps");
-  const pretrain_options options = recipe_options(s, total);
-  nlohmann::json run = to_json(s);
-  run["data_stats"] = stats_json(stats);
-  run["data_images"] = set.size();
-
-  checkpoint_info resumed;
-  std::unique_ptr<Trainer> trainer;
-  if (resume.empty()) {
-    trainer = std::make_unique<Trainer>(s.batch, build_tokenizer<Config>(set, stats, s), options);
+checkpoint_access<Trainer> access(Trainer& trainer, const safetensors_reader* file,
+                                  const std::string& path) {
+  if constexpr (std::is_same_v<typename Trainer::device_type, device::cpu>) {
+    return {trainer};
+  } else if (file) {
+    return {trainer, trainer_like<host_trainer_t<Trainer>>(*file, path, 2)};
+  } else if constexpr (needs_tokenizer<Trainer>) {
+    return {trainer, std::make_unique<host_trainer_t<Trainer>>(2, trainer.options(),
+                                                               trainer.objective_options(),
+                                                               trainer.objective().tokenizer())};
   } else {
-    const auto file = safetensors_reader::open(resume);
-    resumed = read_checkpoint_info(file, resume);
-    if (resumed.run.value("data_stats", nlohmann::json()) != run["data_stats"] ||
-        resumed.run.value("data_images", nlohmann::json()) != run["data_images"])
-      throw file_error(resume + ": the data (" + set.source +
-                       ") is not the data this run was trained on: its image count or "
-                       "statistics differ");
-    trainer = std::make_unique<Trainer>(s.batch, load_tokenizer<Config>(file, resume),
-                                        resumed.pretrain());
-    checkpoint_access<Trainer> access{*trainer};
-    load_checkpoint(file, resume, access.to_load());
-    access.loaded();
+    return {trainer, std::make_unique<host_trainer_t<Trainer>>(2, trainer.options(),
+                                                               trainer.objective_options())};
   }
-  checkpoint_access<Trainer> checkpoints{*trainer};
-  const std::uint64_t first = trainer->steps();
-  metrics_log metrics(files.metrics, first);
-  std::fprintf(stderr,
-               "%s: %s on %zu images (%zux%zux%zu) from %s, batch %zu, %llu steps (%.2f epochs), "
-               "lr %.3g, warm-up %llu, seed %llu\n",
-               s.preset.c_str(), s.objective.c_str(), set.size(), set.height, set.width,
-               set.channels, set.source.c_str(), s.batch, static_cast<unsigned long long>(total),
-               double(total) / double(per_epoch), trainer->options().lr,
-               static_cast<unsigned long long>(trainer->options().warmup_steps),
-               static_cast<unsigned long long>(s.seed));
-  if (first > 0)
-    std::fprintf(stderr, "resuming from %s at step %llu\n", resume.c_str(),
-                 static_cast<unsigned long long>(first));
-  if (first >= total) {
-    std::fprintf(stderr, "the run is already complete (%llu of %llu steps)\n",
-                 static_cast<unsigned long long>(first), static_cast<unsigned long long>(total));
-    return 0;
-  }
+}
 
-  const std::vector<std::string> series =
-      splitmask ? std::vector<std::string>{"total", "ce_a", "ce_b", "infonce"}
-                : std::vector<std::string>{"ce"};
-  const std::string title = s.preset + " · " + s.objective + " · batch " + std::to_string(s.batch);
-  // The last checkpoint of this run on disk: the one resumed from, until this run saves one.
-  std::string saved_path = resume;
-  std::uint64_t saved_step = first;
-  auto save = [&] {
-    save_checkpoint(files.checkpoint, checkpoints.saved(), run);
-    write_loss_curve_svg(files.curve, metrics.records(), series, title);
-    saved_path = files.checkpoint;
-    saved_step = trainer->steps();
-  };
-  const std::uint64_t save_every =
-      control.save_every > 0 ? control.save_every : std::max<std::uint64_t>(1, total / 10);
-  batch_loader<Config> loader(set, s.batch, stats, augment, s.seed, first);
-  progress_bar progress(first, total, std::max<std::uint64_t>(1, total / 50));
-  double seconds_per_step = 0;
-  for (std::uint64_t step = first; step < total; ++step) {
-    const auto& images = loader.next();
-    const auto t0 = std::chrono::steady_clock::now();
-    step_losses losses;
-    try {
-      losses = trainer->step(images);
-    } catch (const non_finite_loss& e) {
-      progress.interrupt();
-      write_loss_curve_svg(files.curve, metrics.records(), series, title);
-      std::fprintf(stderr, "error: %s\n", e.what());
-      if (!saved_path.empty())
-        std::fprintf(stderr, "the last good checkpoint is %s (step %llu)\n", saved_path.c_str(),
-                     static_cast<unsigned long long>(saved_step));
-      else
-        std::fprintf(stderr, "no checkpoint was written before it\n");
-      return 3;
-    }
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    seconds_per_step = step == first ? dt : 0.9 * seconds_per_step + 0.1 * dt;
-    nlohmann::json record{{"step", step + 1}, {"epoch", double(step + 1) / double(per_epoch)}};
-    add_losses(record, losses, splitmask);
-    record["grad_norm"] = losses.grad_norm;
-    record["lr"] = losses.lr;
-    record["images_per_s"] = double(s.batch) / seconds_per_step;
-    record["elapsed_s"] = progress.elapsed();
-    metrics.append(record);
-    progress.update(step + 1, loss_text(losses, splitmask), double(s.batch) / seconds_per_step);
-    if (stop_requested && step + 1 < total) {
-      progress.interrupt();
-      save();
-      std::fprintf(stderr, "interrupted after step %llu; saved %s; continue with --resume %s\n",
-                   static_cast<unsigned long long>(step + 1), files.checkpoint.c_str(),
-                   files.checkpoint.c_str());
-      return 130;
-    }
-    if ((step + 1) % save_every == 0 || step + 1 == total) save();
-    if (step + 1 < total && step + 1 - first == control.stop_after) {
-      progress.interrupt();
-      if (saved_step != step + 1) save();
-      std::fprintf(stderr, "stopped after %llu steps (--stop-after); continue with --resume %s\n",
-                   static_cast<unsigned long long>(control.stop_after), files.checkpoint.c_str());
-      return 0;
-    }
-  }
-  std::fprintf(stderr, "done: %llu steps in %s; checkpoint %s, metrics %s, loss curve %s\n",
-               static_cast<unsigned long long>(total - first),
-               format_duration(progress.elapsed()).c_str(), files.checkpoint.c_str(),
-               files.metrics.c_str(), files.curve.c_str());
-  return 0;
+// The trainer of the checkpoint `path`, after checking that `set` is the data it was trained on.
+template <class Trainer>
+std::unique_ptr<Trainer> resumed_trainer(const std::string& path, std::size_t batch,
+                                         const image_set& set, const run_plan& plan) {
+  const auto file = safetensors_reader::open(path);
+  const auto info = read_checkpoint_info(file, path);
+  if (info.run.value("data_stats", nlohmann::json()) != plan.metadata["data_stats"] ||
+      info.run.value("data_images", nlohmann::json()) != plan.metadata["data_images"])
+    throw file_error(path + ": the data (" + set.source +
+                     ") is not the data this run was trained on: its image count or "
+                     "statistics differ");
+  auto trainer = trainer_like<Trainer>(file, path, batch);
+  access(*trainer, &file, path).load(file, path);
+  return trainer;
 }
 
 }  // namespace detail
 
-/// The same run on the GPU: defined by run_cuda.hpp, compiled by nvcc (instances_cuda.cu) for
-/// the presets of SPLITMASK_PRETRAIN_CUDA_INSTANCES when CUDA is on.
-template <class Config>
-int run_pretraining_on_cuda(const pretrain_settings& s, const image_set& set,
-                            const run_control& control);
+/// Runs (or continues, from control.resume) the pre-training `s` describes on `set` with the
+/// trainer type Trainer. Returns the exit status: 0 done or stopped as asked, 3 a non-finite
+/// loss, 130 interrupted.
+template <class Trainer>
+int train(const pretrain_settings& s, const image_set& set, const run_control& control) {
+  const run_plan plan = plan_run(s, set);
+  auto trainer = control.resume.empty()
+                     ? detail::new_trainer<Trainer>(s, set, plan)
+                     : detail::resumed_trainer<Trainer>(control.resume, s.batch, set, plan);
+  auto checkpoints = detail::access(*trainer, nullptr, "");
+  const std::uint64_t first = trainer->steps(), total = plan.total;
+  run_log log(control.out, plan.metadata, s, set, plan.per_epoch, total, first);
+  log.announce(trainer->options(), control.resume);
+  if (first >= total) return log.already_complete();
+  log.saved_as(control.resume, first);  // the last good checkpoint, until this run saves one
+  auto save = [&] {
+    log.save([&](const std::string& path,
+                 const nlohmann::json& run) { save_checkpoint(path, checkpoints.saved(), run); },
+             trainer->steps());
+  };
+  const std::uint64_t save_every =
+      control.save_every > 0 ? control.save_every : std::max<std::uint64_t>(1, total / 10);
+  batch_loader<typename Trainer::config_type> loader(set, s.batch, plan.stats, plan.augment, s.seed,
+                                                     first);
+  for (std::uint64_t step = first; step < total; ++step) {
+    const auto& images = loader.next();
+    const auto start = std::chrono::steady_clock::now();
+    step_losses losses;
+    try {
+      losses = trainer->step(images);
+    } catch (const non_finite_loss& e) {
+      return log.failed(e);
+    }
+    log.record(step + 1, losses, start);
+    if (stop_requested && step + 1 < total) {
+      save();
+      return log.interrupted(step + 1);
+    }
+    if ((step + 1) % save_every == 0 || step + 1 == total) save();
+    if (step + 1 < total && step + 1 - first == control.stop_after)
+      return log.stopped_after(control.stop_after, trainer->steps(), save);
+  }
+  return log.done(total - first);
+}
 
-/// Runs (or continues, from control.resume) the pre-training `s` describes on `set`, on the CPU.
-/// Returns the exit status: 0 done or stopped as asked, 3 a non-finite loss, 130 interrupted.
-template <class Config>
-int run_pretraining(const pretrain_settings& s, const image_set& set, const run_control& control) {
-  if (s.objective == "beit") return detail::train<beit_trainer<Config>>(s, set, control);
-  return detail::train<splitmask_trainer<Config>>(s, set, control);
+/// The presets among `all_presets` whose images are ImageSize x ImageSize (or, for ImageSize 0,
+/// those compiled for the GPU).
+template <std::size_t ImageSize, class... P>
+auto presets_of(std::tuple<P...>) -> decltype(std::tuple_cat(
+    std::declval<
+        std::conditional_t<(ImageSize == 0 ? P::on_cuda : P::encoder::image_size == ImageSize),
+                           std::tuple<P>, std::tuple<>>>()...));
+
+template <std::size_t ImageSize>
+int run_on_cpu(const pretrain_settings& s, const image_set& set, const run_control& control) {
+  using presets = decltype(presets_of<ImageSize>(all_presets{}));
+  return with_preset<presets>(s.preset, [&](auto p) {
+    using P = typename decltype(p)::type;
+    return with_objective<P>(s.objective, [&](auto objective) {
+      return train<trainer<decltype(objective), typename P::encoder>>(s, set, control);
+    });
+  });
 }
 
 }  // namespace splitmask::examples

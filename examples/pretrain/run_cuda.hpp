@@ -1,28 +1,39 @@
-// run_pretraining_on_cuda: the pretrainer's run with the SplitMask trainer on the GPU (the
-// current CUDA device). Compiled by nvcc only (instances_cuda.cu); the data loading, checkpoints
-// and logs are run.hpp's, unchanged.
+// run_on_cuda: the pretrainer's run on the GPU (the current CUDA device), every objective, for
+// the presets compiled for it (preset_sizes' OnCuda). Compiled by nvcc only (instances_cuda.cu);
+// the data loading, checkpoints and logs are run.hpp's, unchanged.
 #pragma once
 
 #include <splitmask/cuda.hpp>
-#include <splitmask/splitmask.hpp>
 #include <stdexcept>
+#include <string>
 
 #include "run.hpp"
 
 namespace splitmask::examples {
 
-template <class Config>
-int run_pretraining_on_cuda(const pretrain_settings& s, const image_set& set,
-                            const run_control& control) {
-  if (s.objective != "splitmask")
-    throw std::invalid_argument("--device cuda runs the splitmask objective; the " + s.objective +
-                                " objective runs on the CPU (--device cpu)");
+int run_on_cuda(const pretrain_settings& s, const image_set& set, const run_control& control) {
+  using presets = decltype(presets_of<0>(all_presets{}));
+  std::string names;
+  std::apply(
+      [&](auto... p) { ((names += (names.empty() ? "" : ", ") + std::string(p.name)), ...); },
+      presets{});
+  bool compiled = false;
+  std::apply([&](auto... p) { ((compiled = compiled || s.preset == p.name), ...); }, presets{});
+  if (!compiled)
+    throw std::invalid_argument("preset " + s.preset +
+                                " is not compiled for --device cuda; the GPU presets are " + names);
   // No GPU: a clear error here, before the tokenizer is built.
   backend::cuda::set_matmul_precision(
       control.precision == "bf16"   ? backend::cuda::matmul_precision::bf16
       : control.precision == "tf32" ? backend::cuda::matmul_precision::tf32
                                     : backend::cuda::matmul_precision::fp32);
-  return detail::train<splitmask_trainer<Config, float, device::cuda>>(s, set, control);
+  return with_preset<presets>(s.preset, [&](auto p) {
+    using P = typename decltype(p)::type;
+    return with_objective<P>(s.objective, [&](auto objective) {
+      return train<trainer<decltype(objective), typename P::encoder, float, device::cuda>>(s, set,
+                                                                                           control);
+    });
+  });
 }
 
 }  // namespace splitmask::examples

@@ -14,7 +14,7 @@ struct pretrain_settings {
   std::string preset = "mini-28";
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string format = "auto";  // auto, idx, cifar10, cifar100, folder
-  std::string objective = "splitmask";  // splitmask or beit
+  std::string objective = "splitmask";  // splitmask, beit or mae (examples/pretrain/objectives.hpp)
   std::uint64_t steps = 300;  // used when epochs is 0 (300: the demo, minutes on 2 cores)
   std::uint64_t epochs = 0;   // when set, the run's length in epochs
   std::size_t batch = 64;

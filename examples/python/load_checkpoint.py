@@ -107,9 +107,11 @@ def load_encoder(path):
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != "splitmask.checkpoint":
         raise ValueError(f"{path}: not a splitmask checkpoint")
-    meta = {k: json.loads(v) if k in ("config", "options", "tokenizer", "run") else v
-            for k, v in metadata.items()}
-    encoder = Encoder(meta["config"])
+    json_fields = ("encoder", "objective_config", "groups", "options", "objective_options",
+                   "config", "tokenizer", "run")
+    meta = {k: json.loads(v) if k in json_fields else v for k, v in metadata.items()}
+    # Format version 2 stores the encoder's sizes as `encoder`; version 1 had them in `config`.
+    encoder = Encoder(meta["encoder"] if "encoder" in meta else meta["config"])
     state = encoder.state_dict()
     missing = [name for name in state if name not in tensors]
     if missing:

@@ -1,6 +1,6 @@
 // The CPU path of splitmask in one include: shapes, tensors, expressions, matmul, random
-// numbers, the model's ops, the ViT encoder, the SplitMask decoder, tokenizer and trainers (and
-// BEiT's). <splitmask/cuda.hpp> adds the CUDA path (nvcc only).
+// numbers, the model's ops, the ViT encoder and decoder, the tokenizer, the trainer and its
+// objectives (SplitMask, BEiT, MAE). <splitmask/cuda.hpp> adds the CUDA path (nvcc only).
 #pragma once
 
 #include "splitmask/backend/cpu/evaluate.hpp"
@@ -12,7 +12,8 @@
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/arena.hpp"
 #include "splitmask/model/init.hpp"
-#include "splitmask/model/splitmask_decoder.hpp"
+#include "splitmask/model/decoder_config.hpp"
+#include "splitmask/model/masked_decoder.hpp"
 #include "splitmask/model/transformer_block.hpp"
 #include "splitmask/model/vit_config.hpp"
 #include "splitmask/model/vit_encoder.hpp"
@@ -36,7 +37,11 @@
 #include "splitmask/tokenizer/device_tokenizer.hpp"
 #include "splitmask/tokenizer/patch_tokenizer.hpp"
 #include "splitmask/train/adamw.hpp"
-#include "splitmask/train/beit_trainer.hpp"
+#include "splitmask/train/objective.hpp"
+#include "splitmask/train/objectives/beit.hpp"
+#include "splitmask/train/objectives/mae.hpp"
+#include "splitmask/train/objectives/splitmask.hpp"
+#include "splitmask/train/objectives/token_targets.hpp"
 #include "splitmask/train/pretrain_step.hpp"
 #include "splitmask/train/split_sampler.hpp"
-#include "splitmask/train/splitmask_trainer.hpp"
+#include "splitmask/train/trainer.hpp"

@@ -514,13 +514,13 @@ TEST_CASE("cuda ops: patchify and unpatchify are the CPU's permutation") {
 
 // ---- The split sampler, the tokenizer -----------------------------------------------------------
 
-template <class Config>
+template <std::size_t N, class MaskRatio>
 void check_splits(std::uint64_t seed, std::size_t batch, std::uint64_t first_image) {
-  constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
-  CAPTURE(Config::patches);
+  constexpr std::size_t N_A = patch_split<N, MaskRatio>::kept, N_B = N - N_A;
+  CAPTURE(N);
   CAPTURE(N_A);
   CAPTURE(first_image);
-  const split_sampler<Config> sampler(seed);
+  const split_sampler<N, N_A> sampler(seed);
   tensor<std::int32_t, extents<dynamic, N_A>> a(batch);
   tensor<std::int32_t, extents<dynamic, N_B>> b(batch);
   tensor<std::int32_t, extents<dynamic, N_A>, gpu> ga(batch);
@@ -532,27 +532,27 @@ void check_splits(std::uint64_t seed, std::size_t batch, std::uint64_t first_ima
 }
 
 TEST_CASE("cuda ops: the split sampler draws the host's splits bit for bit") {
-  using ti = presets::vit_ti4_28;                       // N 49: N_A 24, N_B 25
-  using ti_75 = ti::with_mask_ratio<std::ratio<3, 4>>;  // N_A 12, N_B 37
-  using b16 = presets::vit_b16_224;                     // N 196: N_A 98
-  static_assert(ti::subset_a == 24 && ti_75::subset_a == 12 && b16::subset_a == 98);
-  check_splits<ti>(11, 64, 0);
-  check_splits<ti>(11, 64, 40);
-  check_splits<ti_75>(12, 37, 1000003);
-  check_splits<b16>(13, 64, 64 * 4321);
-  check_splits<b16>(std::uint64_t{1} << 40, 8, (std::uint64_t{1} << 33) + 5);
+  using half = std::ratio<1, 2>;
+  using three_quarters = std::ratio<3, 4>;
+  static_assert(patch_split<49, half>::kept == 24 && patch_split<49, three_quarters>::kept == 12 &&
+                patch_split<196, half>::kept == 98);
+  check_splits<49, half>(11, 64, 0);  // ViT-Ti/4 on 28 x 28: N 49
+  check_splits<49, half>(11, 64, 40);
+  check_splits<49, three_quarters>(12, 37, 1000003);
+  check_splits<196, half>(13, 64, 64 * 4321);  // ViT-B/16 at 224 px: N 196
+  check_splits<196, half>(std::uint64_t{1} << 40, 8, (std::uint64_t{1} << 33) + 5);
 }
 
-template <class cfg>
+template <class cfg, std::size_t K>
 void check_device_tokenizer(std::size_t B) {
-  constexpr std::size_t N = cfg::patches, L = cfg::patch_length, K = cfg::vocabulary;
+  constexpr std::size_t N = cfg::patches, L = cfg::patch_length;
   constexpr std::size_t C = cfg::channels, S = cfg::image_size;
   static_assert(C == 3, "three channels' statistics below");
   using images_t = tensor<float, extents<dynamic, C, S, S>>;
   images_t images(B);
   fill_uniform(images, 1000, 0.0f, 1.0f);
   const std::array<float, 3> mean{0.45f, 0.5f, 0.55f}, std_dev{0.28f, 0.3f, 0.26f};
-  const auto tok = patch_tokenizer<cfg>::sample(images, mean, std_dev, 5);
+  const auto tok = patch_tokenizer<cfg, K>::sample(images, mean, std_dev, 5);
   images_t batch(B);
   fill_uniform(batch, 1001, 0.0f, 1.0f);
   tensor<float, extents<dynamic, N, L>> patches(B);
@@ -560,7 +560,7 @@ void check_device_tokenizer(std::size_t B) {
   tensor<std::int32_t, extents<dynamic, N>> ids(B);
   tok.assign(ids, patches);
 
-  device_tokenizer<cfg, gpu> dtok(tok);
+  device_tokenizer<cfg, K, gpu> dtok(tok);
   const auto gpatches = on_gpu(patches);
   tensor<std::int32_t, extents<dynamic, N>, gpu> gids(B);
   dtok.assign(gids, gpatches);
@@ -599,7 +599,7 @@ void check_device_tokenizer(std::size_t B) {
 
 TEST_CASE("cuda ops: device_tokenizer gives patch_tokenizer::assign's ids (or an equal score)") {
   // 32 x 32 x 3 images, patch 4: N 64, L 48; K 1000.
-  check_device_tokenizer<vit_config<32, 3, 4, 64, 1, 4>::with_vocabulary<1000>>(16);
+  check_device_tokenizer<vit_config<32, 3, 4, 64, 1, 4>, 1000>(16);
 }
 
 // ---- AdamW, the gradient norm -----------------------------------------------------------------

@@ -21,14 +21,14 @@
 
 namespace splitmask {
 
-template <class Config, class Device>
+template <class Config, std::size_t Vocabulary, class Device>
 class device_tokenizer {
  public:
-  static constexpr std::size_t K = Config::vocabulary, L = Config::patch_length;
+  static constexpr std::size_t K = Vocabulary, L = Config::patch_length;
   static constexpr std::size_t N = Config::patches, C = Config::channels;
   static constexpr std::size_t P = Config::patch_size;
 
-  explicit device_tokenizer(const patch_tokenizer<Config>& tokenizer)
+  explicit device_tokenizer(const patch_tokenizer<Config, Vocabulary>& tokenizer)
       : mean_(tokenizer.mean()), std_(tokenizer.std_dev()) {
     copy(vocabulary_, tokenizer.vocabulary());
   }

@@ -28,12 +28,13 @@
 
 namespace splitmask {
 
-template <class Config>
+template <class Config, std::size_t Vocabulary>
 class patch_tokenizer {
   static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
 
  public:
-  static constexpr std::size_t K = Config::vocabulary, L = Config::patch_length;
+  static_assert(Vocabulary >= 2, "splitmask::patch_tokenizer: the vocabulary needs 2 tokens or more");
+  static constexpr std::size_t K = Vocabulary, L = Config::patch_length;
   static constexpr std::size_t N = Config::patches, C = Config::channels;
   static constexpr std::size_t P = Config::patch_size, S = Config::image_size;
   using vocabulary_type = tensor<float, extents<K, L>>;  // (K, L), rows of unit length

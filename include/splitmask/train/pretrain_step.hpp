@@ -1,14 +1,16 @@
-// What the pre-training objectives (SplitMask, BEiT) share: their options, the losses a step
-// reports, the registration of a model's parameters with AdamW, and the update that ends a step
-// (finite-loss check, clipping by global norm, learning-rate schedule, AdamW).
+// What every training step shares (pre-training's objectives and fine-tuning): the options, the
+// losses a step reports, the registration of a model's parameters with AdamW, and the update that
+// ends a step (finite-loss check, clipping by global norm, learning-rate schedule, AdamW).
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "splitmask/core/error.hpp"
@@ -22,18 +24,38 @@ struct pretrain_options {
   std::uint64_t warmup_steps = 0;  // linear warm-up
   std::uint64_t total_steps = 0;   // cosine decay to final_lr at this step; 0: constant lr
   double final_lr = 0;
-  double clip = 3.0;    // gradient clipping by global norm; 0 turns it off
-  double tau = 0.2;     // SplitMask: InfoNCE temperature
-  double lambda = 1.0;  // SplitMask: weight of InfoNCE
+  double clip = 3.0;  // gradient clipping by global norm; 0 turns it off
   adamw_options adamw{};
-  std::uint64_t seed = 0;  // initialisation and splits
+  std::uint64_t seed = 0;  // initialisation, masks and splits
 };
 
-/// What one step reports. BEiT has one cross-entropy, reported as ce_a.
+/// One term of an objective's loss: its key in metrics ("ce_a"), its label in messages ("CE_A").
+struct loss_term {
+  const char* key = "";
+  const char* label = "";
+  double value = 0;
+};
+
+/// What one step reports: the objective's loss terms, their weighted sum, the gradient norm
+/// (before clipping) and the learning rate of the update.
 struct step_losses {
-  double ce_a = 0, ce_b = 0, infonce = 0, total = 0;
-  double grad_norm = 0;  // before clipping
-  double lr = 0;         // the learning rate of the update
+  static constexpr std::size_t max_terms = 4;
+  std::array<loss_term, max_terms> terms{};
+  std::size_t count = 0;
+  double total = 0, grad_norm = 0, lr = 0;
+
+  void add(const char* key, const char* label, double value) {
+    if (count == max_terms) throw std::logic_error("splitmask::step_losses: too many terms");
+    terms[count++] = {key, label, value};
+  }
+  /// The value of the term `key`; throws std::out_of_range for a key the objective lacks.
+  double operator[](std::string_view key) const {
+    for (std::size_t i = 0; i < count; ++i)
+      if (key == terms[i].key) return terms[i].value;
+    throw std::out_of_range("splitmask::step_losses: no loss term '" + std::string(key) + "'");
+  }
+  const loss_term* begin() const { return terms.data(); }
+  const loss_term* end() const { return terms.data() + count; }
 };
 
 /// Thrown by a step whose loss or gradient is NaN or infinite; the message names the term and
@@ -55,8 +77,6 @@ inline void check_options(const pretrain_options& o) {
     fail("total_steps (" + std::to_string(o.total_steps) + ") is shorter than warmup_steps (" +
          std::to_string(o.warmup_steps) + ")");
   if (!(o.clip >= 0)) fail("clip must be >= 0 (0 turns clipping off)");
-  if (!(o.tau > 0)) fail("tau must be > 0");
-  if (!(o.lambda >= 0)) fail("lambda must be >= 0");
   const auto& a = o.adamw;
   if (!(a.beta1 >= 0 && a.beta1 < 1 && a.beta2 >= 0 && a.beta2 < 1))
     fail("AdamW's betas must lie in [0, 1)");
@@ -138,17 +158,15 @@ double scheduled_update(adamw<T, Device>& optimizer, const Options& options, dou
 template <class T, class Device>
 void apply_update(adamw<T, Device>& optimizer, const pretrain_options& options,
                   step_losses& losses) {
-  const std::pair<const char*, double> terms[] = {{"CE_A", losses.ce_a},
-                                                   {"CE_B", losses.ce_b},
-                                                   {"InfoNCE", losses.infonce},
-                                                   {"total loss", losses.total},
-                                                   {"gradient norm", losses.grad_norm}};
-  for (const auto& [name, value] : terms)
+  auto refuse = [&](const char* name, double value) {
     if (!std::isfinite(value))
-      throw non_finite_loss(std::string("splitmask: the ") + name + " is " +
-                            std::to_string(value) + " at step " +
-                            std::to_string(optimizer.steps() + 1) +
+      throw non_finite_loss(std::string("splitmask: the ") + name + " is " + std::to_string(value) +
+                            " at step " + std::to_string(optimizer.steps() + 1) +
                             " (nothing was updated); lower the learning rate or check the data");
+  };
+  for (const auto& term : losses) refuse(term.label, term.value);
+  refuse("total loss", losses.total);
+  refuse("gradient norm", losses.grad_norm);
   losses.lr = scheduled_update(optimizer, options, losses.grad_norm);
 }
 

@@ -12,23 +12,39 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <ratio>
 #include <type_traits>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/core/rng.hpp"
-#include "splitmask/model/vit_config.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
 
 namespace splitmask {
 
-template <class Config>
+/// The sizes of a split of N positions at a mask ratio r (a std::ratio): N_A = N·(1 - r) rounded
+/// down, as MAE counts the kept patches (N = 49 at r = 1/2 gives N_A = 24, N_B = 25).
+template <std::size_t N, class MaskRatio>
+struct patch_split {
+  static_assert(MaskRatio::num > 0 && MaskRatio::num < MaskRatio::den,
+                "splitmask: the mask ratio must lie strictly between 0 and 1, e.g. "
+                "std::ratio<1, 2>");
+  static constexpr std::size_t patches = N;
+  static constexpr std::size_t kept = N * (MaskRatio::den - MaskRatio::num) / MaskRatio::den;
+  static constexpr std::size_t masked = N - kept;
+  static_assert(kept > 0 && masked > 0,
+                "splitmask: both subsets must hold at least one patch (0 < N_A < N); move the "
+                "mask ratio away from 0 and 1 or use more patches");
+};
+
+/// Splits of N positions into N_A and N - N_A.
+template <std::size_t Patches, std::size_t SubsetA>
 class split_sampler {
-  static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
+  static_assert(SubsetA > 0 && SubsetA < Patches, "splitmask::split_sampler: 0 < N_A < N");
 
  public:
-  static constexpr std::size_t N = Config::patches;
-  static constexpr std::size_t N_A = Config::subset_a, N_B = Config::subset_b;
+  static constexpr std::size_t N = Patches;
+  static constexpr std::size_t N_A = SubsetA, N_B = Patches - SubsetA;
   using index_a_extents = extents<dynamic, N_A>;  // (B, N_A)
   using index_b_extents = extents<dynamic, N_B>;  // (B, N_B)
 

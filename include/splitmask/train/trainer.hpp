@@ -1,0 +1,161 @@
+// trainer: pre-training of a ViT encoder with any objective (train/objective.hpp's concept),
+// everything preallocated for a batch size. A step: images -> patches, the objective's targets
+// and masks, its forward and backward; then what every objective shares: the check for a
+// non-finite loss or gradient (naming the term and the step), clipping by global norm, the
+// warm-up and cosine schedule, and AdamW with per-tensor weight decay. On a device (Device other
+// than cpu) all of it runs there: a batch of host images is copied in once, and the host reads
+// back only the losses and the gradient norm.
+//
+//   splitmask::trainer<splitmask::splitmask_objective<512>, splitmask::presets::vit_ti4_28>
+//       t(batch, options, splitmask_options{}, tokenizer);
+//   auto losses = t.step(images);  // (B, C, S, S), normalised
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "splitmask/core/device.hpp"
+#include "splitmask/core/error.hpp"
+#include "splitmask/model/vit_encoder.hpp"
+#include "splitmask/ops/patchify.hpp"
+#include "splitmask/tensor/copy.hpp"
+#include "splitmask/tensor/tensor.hpp"
+#include "splitmask/train/adamw.hpp"
+#include "splitmask/train/pretrain_step.hpp"
+
+namespace splitmask {
+
+template <class Objective, class Encoder, class T = float, class Device = device::cpu>
+class trainer {
+  static constexpr bool on_host = std::is_same_v<Device, device::cpu>;
+
+ public:
+  using objective_type = Objective;
+  using config_type = Encoder;  // the encoder's vit_config
+  using value_type = T;
+  using device_type = Device;
+  using encoder_type = vit_encoder<Encoder, T, Device>;
+  using model_type = typename Objective::template model<Encoder, T, Device>;
+  using image_extents = typename encoder_type::image_extents;  // (B, C, S, S)
+  using patch_extents = typename encoder_type::patch_extents;  // (B, N, L)
+
+  /// A trainer for batches of `batch` images. `objective_args` are what the objective needs
+  /// besides its options (SplitMask's and BEiT's tokenizer). Throws std::invalid_argument for
+  /// options no step could use.
+  template <class... ObjectiveArgs>
+  trainer(std::size_t batch, pretrain_options options,
+          typename Objective::options objective_options = {}, ObjectiveArgs&&... objective_args)
+      : options_((detail::check_options(options), options)),
+        batch_(batch),
+        encoder_(options.seed),
+        model_(batch, options.seed, objective_options,
+               std::forward<ObjectiveArgs>(objective_args)...),
+        objective_options_(objective_options),
+        optimizer_(options.adamw),
+        patches_(batch),
+        images_(on_host ? 0 : batch) {
+    detail::register_parameters(optimizer_, encoder_);
+    model_.for_each_store([&](auto& store) { detail::register_parameters(optimizer_, store); });
+  }
+  trainer(const trainer&) = delete;
+  trainer& operator=(const trainer&) = delete;
+
+  /// One training step on `images` (B, C, S, S), on the host or on the trainer's device: the
+  /// objective's targets and masks for this step's images, forward, backward, clipping, AdamW.
+  /// Throws non_finite_loss (before updating anything) when the loss is not finite.
+  template <class Images>
+  step_losses step(const Images& images) {
+    const auto vi = images.view();
+    check_batch(vi.batch(), "step");
+    if constexpr (!on_host && std::is_same_v<typename decltype(vi)::device_type, device::cpu>) {
+      copy(images_, vi);  // the batch's one copy to the device
+      patchify<Encoder::patch_size>(patches_, images_);
+    } else {
+      patchify<Encoder::patch_size>(patches_, vi);
+    }
+    model_.prepare(patches_, optimizer_.steps() * batch_);
+    return step_with(patches_);
+  }
+
+  /// One step on given patches (B, N, L) with the targets and masks the objective holds (from
+  /// the last step, or set through objective()).
+  template <class Patches>
+  step_losses step_with(const Patches& patches) {
+    step_losses losses = compute_gradients(patches);
+    detail::apply_update(optimizer_, options_, losses);
+    return losses;
+  }
+
+  /// Forward and backward only: the losses, and the gradient of the total loss in the encoder's
+  /// and the objective's gradients (zeroed first). No update.
+  template <class Patches>
+  step_losses compute_gradients(const Patches& patches) {
+    check_batch(patches.view().batch(), "compute_gradients");
+    encoder_.zero_grads();
+    model_.for_each_store([](auto& store) { store.zero_grads(); });
+    step_losses losses = model_.forward_backward(encoder_, patches);
+    losses.grad_norm = optimizer_.gradient_norm();
+    return losses;
+  }
+
+  /// Matrix-product FLOPs (2·M·N·K) of one step.
+  static constexpr double step_flops(double batch) { return model_type::step_flops(batch); }
+
+  /// Copies the state of a trainer of the same objective and config on any device: parameters,
+  /// AdamW's moments and step count, and the objective's other state (its tokenizer). Options
+  /// and batch stay this trainer's. A device trainer saves and resumes checkpoints through a
+  /// host twin this way.
+  template <class OtherDevice>
+  void copy_state_from(trainer<Objective, Encoder, T, OtherDevice>& other) {
+    copy(optimizer_.first_moment(), other.optimizer().first_moment());
+    copy(optimizer_.second_moment(), other.optimizer().second_moment());
+    optimizer_.set_steps(other.optimizer().steps());
+    copy(encoder_.flat_params(), other.encoder().flat_params());
+    copy_stores(model_, other.objective());
+    model_.copy_state_from(other.objective());
+  }
+
+  encoder_type& encoder() { return encoder_; }
+  model_type& objective() { return model_; }
+  const model_type& objective() const { return model_; }
+  adamw<T, Device>& optimizer() { return optimizer_; }
+  const pretrain_options& options() const { return options_; }
+  const typename Objective::options& objective_options() const { return objective_options_; }
+  std::size_t batch() const { return batch_; }
+  std::uint64_t steps() const { return optimizer_.steps(); }
+
+ private:
+  void check_batch(std::size_t b, const char* what) const {
+    if (b != batch_)
+      throw shape_error("splitmask::trainer::" + std::string(what) + ": got " + std::to_string(b) +
+                        " images; this trainer was sized for " + std::to_string(batch_));
+  }
+
+  // Copies the parameters of each store of `from` into the same store of `to`.
+  template <class To, class From>
+  static void copy_stores(To& to, From& from) {
+    std::size_t i = 0;
+    to.for_each_store([&](auto& to_store) {
+      std::size_t j = 0;
+      from.for_each_store([&](auto& from_store) {
+        if (i == j++) copy(to_store.flat_params(), from_store.flat_params());
+      });
+      ++i;
+    });
+  }
+
+  pretrain_options options_;
+  std::size_t batch_;
+  encoder_type encoder_;
+  model_type model_;
+  typename Objective::options objective_options_;
+  adamw<T, Device> optimizer_;
+  tensor<T, patch_extents, Device> patches_;  // (B, N, L)
+  tensor<T, image_extents, Device> images_;   // (B, C, S, S): a device trainer's only
+};
+
+}  // namespace splitmask
