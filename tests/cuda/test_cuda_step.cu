@@ -82,7 +82,7 @@ patch_tokenizer<Config, K> make_tokenizer(std::uint64_t seed) {
   mean.fill(0.5f);
   std_dev.fill(0.29f);
   return patch_tokenizer<Config, K>::sample(random_images<Config>(32, 1000 + seed), mean, std_dev,
-                                         seed);
+                                            seed);
 }
 
 pretrain_options test_options() {
@@ -91,10 +91,11 @@ pretrain_options test_options() {
   o.lr = 1e-3;
   o.warmup_steps = 2;  // the schedule moves: the step's lr must agree too
   o.total_steps = 50;
-  o.tau = 0.2;
-  o.lambda = 0.8;
   return o;
 }
+
+// SplitMask's options in these tests: InfoNCE weighted below 1, so that its scale is tested.
+splitmask_options nce_options() { return {0.2, 0.8}; }
 
 // A model's tensors as (name, offset, size) in its flat arrays (the same layout on both devices).
 struct span {
@@ -189,8 +190,8 @@ std::string describe(const step_losses& l) {
 void check_losses(const std::string& label, const step_losses& got, const step_losses& ref,
                   double tol) {
   REQUIRE(got.count == ref.count);
-  double worst = std::max(relative_error(got.total, ref.total),
-                          relative_error(got.grad_norm, ref.grad_norm));
+  double worst =
+      std::max(relative_error(got.total, ref.total), relative_error(got.grad_norm, ref.grad_norm));
   for (std::size_t i = 0; i < got.count; ++i)
     worst = std::max(worst, relative_error(got.terms[i].value, ref.terms[i].value));
   CHECK_MESSAGE((worst < tol && got.lr == ref.lr && std::isfinite(got.total)),
@@ -202,7 +203,9 @@ void check_losses(const std::string& label, const step_losses& got, const step_l
 
 // Sets this thread's products for a test and puts back exact fp32 however it ends.
 struct products_in {
-  explicit products_in(backend::cuda::matmul_precision p) { backend::cuda::set_matmul_precision(p); }
+  explicit products_in(backend::cuda::matmul_precision p) {
+    backend::cuda::set_matmul_precision(p);
+  }
   ~products_in() { backend::cuda::set_matmul_precision(backend::cuda::matmul_precision::fp32); }
   products_in(const products_in&) = delete;
   products_in& operator=(const products_in&) = delete;
@@ -214,8 +217,8 @@ void check_compute_gradients(backend::cuda::matmul_precision precision, double t
   constexpr std::size_t N = Config::patches, L = Config::patch_length;
   const auto tokenizer = make_tokenizer<Config>(3);
   const auto options = test_options();
-  splitmask_trainer<Config> cpu(B, options, {}, tokenizer);
-  splitmask_trainer<Config, gpu> dev(B, options, {}, tokenizer);
+  splitmask_trainer<Config> cpu(B, options, nce_options(), tokenizer);
+  splitmask_trainer<Config, gpu> dev(B, options, nce_options(), tokenizer);
   // The same seed: the same initial parameters, bit for bit (drawn on the host and copied).
   SPLITMASK_CHECK_EQUAL("encoder parameters at initialisation", dev.encoder().flat_params(),
                         cpu.encoder().flat_params());
@@ -269,8 +272,8 @@ void check_steps() {
   constexpr std::size_t N = Config::patches, L = Config::patch_length;
   const auto tokenizer = make_tokenizer<Config>(4);
   const auto options = test_options();
-  splitmask_trainer<Config> cpu(B, options, {}, tokenizer);
-  splitmask_trainer<Config, gpu> dev(B, options, {}, tokenizer);
+  splitmask_trainer<Config> cpu(B, options, nce_options(), tokenizer);
+  splitmask_trainer<Config, gpu> dev(B, options, nce_options(), tokenizer);
   device_tokenizer<Config, K, gpu> dtok(tokenizer);
   for (std::uint64_t s = 0; s < 3; ++s) {
     CAPTURE(s);
@@ -319,7 +322,7 @@ void check_steps() {
   // (c) A host twin (another tokenizer, other initial parameters) takes the GPU trainer's state:
   // parameters, moments, step count and tokenizer; its next step is the GPU's next step.
   pretrain_options twin_options = options;  // the seed stays: it keys the splits
-  splitmask_trainer<Config> twin(B, twin_options, {}, make_tokenizer<Config>(99));
+  splitmask_trainer<Config> twin(B, twin_options, nce_options(), make_tokenizer<Config>(99));
   twin.copy_state_from(dev);
   CHECK(twin.steps() == 3);
   SPLITMASK_CHECK_EQUAL("twin encoder parameters", twin.encoder().flat_params(),
@@ -351,7 +354,7 @@ void check_refusals() {
   constexpr std::size_t N = Config::patches, L = Config::patch_length;
   constexpr std::size_t N_A = 24, N_B = 25;
   const auto tokenizer = make_tokenizer<Config>(5);
-  splitmask_trainer<Config, gpu> dev(B, test_options(), {}, tokenizer);
+  splitmask_trainer<Config, gpu> dev(B, test_options(), nce_options(), tokenizer);
   CHECK_THROWS_AS(dev.step(random_images<Config>(B + 1, 50)), shape_error);
   CHECK_THROWS_AS(dev.step(random_images<Config>(B - 1, 51)), shape_error);
   CHECK_THROWS_AS(dev.step(to_device<gpu>(random_images<Config>(B + 2, 52))), shape_error);
@@ -388,7 +391,7 @@ void check_non_finite() {
   const auto images = random_images<Config>(B, 60);
   {  // A NaN in the decoder's output bias, as the CPU test does: the step names the term and the
      // 1-based step, and nothing is updated.
-    trainer dev(B, test_options(), {}, tokenizer);
+    trainer dev(B, test_options(), nce_options(), tokenizer);
     dev.step(images);
     tensor<float, extents<K>> bias;
     copy(bias, dev.objective().decoder().params().pred_bias);
@@ -415,7 +418,7 @@ void check_non_finite() {
     options.lr = 1e30;
     options.warmup_steps = 0;
     options.total_steps = 0;
-    trainer dev(B, options, {}, tokenizer);
+    trainer dev(B, options, nce_options(), tokenizer);
     bool thrown = false;
     std::uint64_t steps_before = 0;
     for (int s = 0; s < 4 && !thrown; ++s) {
@@ -436,7 +439,8 @@ TEST_CASE("cuda step: a non-finite loss stops a device step before any update") 
   check_non_finite<tiny>();
 }
 
-// ---- Every objective runs on the GPU: BEiT and MAE against their CPU trainers --------------------
+// ---- Every objective runs on the GPU: BEiT and MAE against their CPU trainers
+// --------------------
 
 template <class Objective, class... Args>
 void check_objective_steps(const char* name, const Args&... args) {
