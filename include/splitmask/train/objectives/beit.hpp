@@ -92,20 +92,23 @@ struct beit_objective {
 };
 
 template <class Objective, class Encoder, class T, class Device>
-class beit_model {
+class beit_model
+    : public token_targets<Encoder, Objective::vocabulary,
+                           patch_split<Encoder::patches, typename Objective::mask_ratio>::kept,
+                           Device> {
  public:
-  using split = patch_split<Encoder::patches, typename Objective::mask_ratio>;
+  using split_sizes = patch_split<Encoder::patches, typename Objective::mask_ratio>;
   static constexpr std::size_t N = Encoder::patches, D = Encoder::width, L = Encoder::patch_length;
-  static constexpr std::size_t N_A = split::kept, N_B = split::masked;
+  static constexpr std::size_t N_A = split_sizes::kept, N_B = split_sizes::masked;
   static constexpr std::size_t K = Objective::vocabulary;
   using encoder_type = vit_encoder<Encoder, T, Device>;
   using head_type = beit_head<D, K, T, Device>;
   using tokenizer_type = patch_tokenizer<Encoder, K>;
+  using targets_type = token_targets<Encoder, K, N_A, Device>;
 
   beit_model(std::size_t batch, std::uint64_t seed, beit_options, tokenizer_type tokenizer)
-      : head_(seed),
-        targets_(batch, std::move(tokenizer)),
-        split_(batch, seed),
+      : targets_type(batch, seed, std::move(tokenizer)),
+        head_(seed),
         tokens_(batch),
         d_tokens_(batch),
         d_out_(batch),
@@ -124,20 +127,8 @@ class beit_model {
   }
 
   template <class Patches>
-  void prepare(const Patches& patches, std::uint64_t first_image) {
-    targets_.assign(patches);
-    split_.draw(first_image);
-  }
-  /// Given token ids (B, N), visible (B, N_A) and masked positions (B, N_B) (tests).
-  template <class Ids, class Visible, class Masked>
-  void set_targets(const Ids& ids, const Visible& visible, const Masked& masked) {
-    targets_.set(ids);
-    split_.set(visible, masked);
-  }
-
-  template <class Patches>
   step_losses forward_backward(encoder_type& encoder, const Patches& patches) {
-    const auto& masked = split_.b();
+    const auto& masked = this->split().b();  // the visible ones are split().a()
     const auto& hp = head_.params();
     const auto& hg = head_.grads();
     // Forward: mask tokens replace the masked patches' embeddings, then positions.
@@ -148,7 +139,7 @@ class beit_model {
     const auto out = encoder.forward(activations_, tokens_);
     gather_tokens(predicted_, out, masked);
     linear_forward(logits_, predicted_, hp.head_weight, hp.head_bias);
-    gather_ids(ids_, targets_.ids(), masked);
+    gather_ids(ids_, this->ids(), masked);
     step_losses losses;
     losses.add("ce", "CE", cross_entropy_forward(lse_, logits_, ids_));
     losses.total = losses["ce"];
@@ -175,26 +166,13 @@ class beit_model {
     return 3 * body + 2 * (2.0 * batch * N * L * D) + 2.0 * batch * N * L * K;
   }
 
-  template <class Other>
-  void copy_state_from(const Other& other) {
-    set_tokenizer(other.tokenizer());
-  }
-
   head_type& head() { return head_; }
-  const tokenizer_type& tokenizer() const { return targets_.tokenizer(); }
-  template <class Host = Device, std::enable_if_t<std::is_same_v<Host, device::cpu>, int> = 0>
-  tokenizer_type& tokenizer() {
-    return targets_.tokenizer();
-  }
-  void set_tokenizer(const tokenizer_type& tokenizer) { targets_.set_tokenizer(tokenizer); }
 
  private:
   template <class E>
   using device_tensor = tensor<T, E, Device>;
 
   head_type head_;
-  token_targets<Encoder, K, Device> targets_;
-  patch_split_state<N, N_A, Device> split_;
   device_tensor<extents<dynamic, N, D>> tokens_, d_tokens_, d_out_;  // (B, N, D)
   device_tensor<extents<dynamic, N_B, D>> predicted_, d_masked_;     // (B, N_B, D)
   device_tensor<extents<dynamic, N_B, K>> logits_;                   // (B, N_B, K)

@@ -66,9 +66,9 @@ struct mae_objective {
 template <class Objective, class Encoder, class T, class Device>
 class mae_model {
  public:
-  using split = patch_split<Encoder::patches, typename Objective::mask_ratio>;
+  using split_sizes = patch_split<Encoder::patches, typename Objective::mask_ratio>;
   static constexpr std::size_t N = Encoder::patches, D = Encoder::width, L = Encoder::patch_length;
-  static constexpr std::size_t N_v = split::kept, N_m = split::masked;
+  static constexpr std::size_t N_v = split_sizes::kept, N_m = split_sizes::masked;
   using encoder_type = vit_encoder<Encoder, T, Device>;
   using decoder_type = masked_decoder<Encoder, typename Objective::decoder, L, T, Device>;
 

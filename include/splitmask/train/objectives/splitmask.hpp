@@ -69,23 +69,26 @@ struct splitmask_objective {
 };
 
 template <class Objective, class Encoder, class T, class Device>
-class splitmask_model {
+class splitmask_model
+    : public token_targets<Encoder, Objective::vocabulary,
+                           patch_split<Encoder::patches, typename Objective::mask_ratio>::kept,
+                           Device> {
  public:
-  using split = patch_split<Encoder::patches, typename Objective::mask_ratio>;
+  using split_sizes = patch_split<Encoder::patches, typename Objective::mask_ratio>;
   static constexpr std::size_t N = Encoder::patches, D = Encoder::width, L = Encoder::patch_length;
-  static constexpr std::size_t N_A = split::kept, N_B = split::masked;
+  static constexpr std::size_t N_A = split_sizes::kept, N_B = split_sizes::masked;
   static constexpr std::size_t K = Objective::vocabulary;
   using encoder_type = vit_encoder<Encoder, T, Device>;
   using decoder_type = masked_decoder<Encoder, typename Objective::decoder, K, T, Device>;
   using tokenizer_type = patch_tokenizer<Encoder, K>;
+  using targets_type = token_targets<Encoder, K, N_A, Device>;
   static constexpr std::size_t Dd = decoder_type::Dd;
 
   splitmask_model(std::size_t batch, std::uint64_t seed, splitmask_options options,
                   tokenizer_type tokenizer)
-      : options_(options),
+      : targets_type(batch, seed, std::move(tokenizer)),
+        options_(options),
         decoder_(seed),
-        targets_(batch, std::move(tokenizer)),
-        split_(batch, seed),
         tokens_(batch),
         d_tokens_(batch),
         x_a_(batch),
@@ -113,29 +116,18 @@ class splitmask_model {
   }
 
   template <class Patches>
-  void prepare(const Patches& patches, std::uint64_t first_image) {
-    targets_.assign(patches);
-    split_.draw(first_image);
-  }
-  /// Given token ids (B, N) and split (B, N_A), (B, N_B) instead of prepare's (tests).
-  template <class Ids, class IA, class IB>
-  void set_targets(const Ids& ids, const IA& index_a, const IB& index_b) {
-    targets_.set(ids);
-    split_.set(index_a, index_b);
-  }
-
-  template <class Patches>
   step_losses forward_backward(encoder_type& encoder, const Patches& patches) {
-    const auto& a = split_.a();
-    const auto& b = split_.b();
+    const auto& a = this->split().a();
+    const auto& b = this->split().b();
+    const auto& ids = this->ids();
     encoder.embed(tokens_, patches);
     gather_tokens(x_a_, tokens_, a);
     gather_tokens(x_b_, tokens_, b);
     const auto e_a = encoder.forward(encoder_a_, x_a_);
     const auto e_b = encoder.forward(encoder_b_, x_b_);
     step_losses losses;
-    losses.add("ce_a", "CE_A", branch_a_.forward(decoder_, e_a, a, b, targets_.ids()));
-    losses.add("ce_b", "CE_B", branch_b_.forward(decoder_, e_b, b, a, targets_.ids()));
+    losses.add("ce_a", "CE_A", branch_a_.forward(decoder_, e_a, a, b, ids));
+    losses.add("ce_b", "CE_B", branch_b_.forward(decoder_, e_b, b, a, ids));
     const double nce = infonce_forward(infonce_, branch_a_.pooled, branch_b_.pooled, options_.tau);
     losses.add("infonce", "InfoNCE", nce);
     losses.total = losses["ce_a"] + losses["ce_b"] + options_.lambda * nce;
@@ -163,18 +155,7 @@ class splitmask_model {
     return 3 * body + 2 * embedding + 2.0 * batch * N * L * K;
   }
 
-  template <class Other>
-  void copy_state_from(const Other& other) {
-    set_tokenizer(other.tokenizer());
-  }
-
   decoder_type& decoder() { return decoder_; }
-  const tokenizer_type& tokenizer() const { return targets_.tokenizer(); }
-  template <class Host = Device, std::enable_if_t<std::is_same_v<Host, device::cpu>, int> = 0>
-  tokenizer_type& tokenizer() {
-    return targets_.tokenizer();
-  }
-  void set_tokenizer(const tokenizer_type& tokenizer) { targets_.set_tokenizer(tokenizer); }
   const splitmask_options& options() const { return options_; }
 
  private:
@@ -211,8 +192,6 @@ class splitmask_model {
 
   splitmask_options options_;
   decoder_type decoder_;
-  token_targets<Encoder, K, Device> targets_;
-  patch_split_state<N, N_A, Device> split_;
   device_tensor<extents<dynamic, N, D>> tokens_, d_tokens_;      // (B, N, D)
   device_tensor<extents<dynamic, N_A, D>> x_a_, d_x_a_, d_e_a_;  // (B, N_A, D)
   device_tensor<extents<dynamic, N_B, D>> x_b_, d_x_b_, d_e_b_;  // (B, N_B, D)

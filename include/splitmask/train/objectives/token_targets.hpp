@@ -1,7 +1,9 @@
-// token_targets: the targets of the objectives that predict token ids (SplitMask, BEiT): the
-// tokenizer, its copy on the device, and the batch's ids, assigned there or given.
+// token_targets: what the objectives that predict token ids (SplitMask, BEiT) hold besides their
+// model: the tokenizer, its copy on the device, the batch's ids, and each image's split of its
+// patches (N_A and N - N_A), drawn or given. Such an objective's model derives from it, and so
+// has prepare, set_targets and the tokenizer's accessors.
 //
-//   patches (B, N, C·P·P)   ids (B, N) int32, on Device
+//   patches (B, N, C·P·P)   ids (B, N) int32   split (B, N_A), (B, N - N_A) int32, on Device
 #pragma once
 
 #include <cstddef>
@@ -14,10 +16,11 @@
 #include "splitmask/tensor/tensor.hpp"
 #include "splitmask/tokenizer/device_tokenizer.hpp"
 #include "splitmask/tokenizer/patch_tokenizer.hpp"
+#include "splitmask/train/objective.hpp"
 
 namespace splitmask {
 
-template <class Encoder, std::size_t K, class Device>
+template <class Encoder, std::size_t K, std::size_t N_A, class Device>
 class token_targets {
   static constexpr bool on_host = std::is_same_v<Device, device::cpu>;
   // The host assigns tokens with the tokenizer itself.
@@ -29,25 +32,30 @@ class token_targets {
   using tokenizer_type = patch_tokenizer<Encoder, K>;
   using ids_type = tensor<std::int32_t, extents<dynamic, N>, Device>;  // (B, N)
 
-  token_targets(std::size_t batch, tokenizer_type tokenizer)
-      : tokenizer_(std::move(tokenizer)), device_tokenizer_(tokenizer_), ids_(batch) {}
+  token_targets(std::size_t batch, std::uint64_t seed, tokenizer_type tokenizer)
+      : tokenizer_(std::move(tokenizer)),
+        device_tokenizer_(tokenizer_),
+        ids_(batch),
+        split_(batch, seed) {}
 
-  /// The ids of the batch's patches.
+  /// The ids of the batch's patches, and the splits of its images, numbered from first_image.
   template <class Patches>
-  void assign(const Patches& patches) {
+  void prepare(const Patches& patches, std::uint64_t first_image) {
     if constexpr (on_host) {
       tokenizer_.assign(ids_, patches);
     } else {
       device_tokenizer_.assign(ids_, patches);
     }
+    split_.draw(first_image);
   }
-  /// Uses given ids (B, N), host or device.
-  template <class Ids>
-  void set(const Ids& ids) {
+  /// Given ids (B, N) and split (B, N_A), (B, N - N_A), host or device, instead of prepare's
+  /// (tests); throws shape_error for a split that is not one.
+  template <class Ids, class IA, class IB>
+  void set_targets(const Ids& ids, const IA& a, const IB& b) {
+    split_.set(a, b);
     copy(ids_, ids);
   }
 
-  const ids_type& ids() const { return ids_; }
   const tokenizer_type& tokenizer() const { return tokenizer_; }
   /// The tokenizer to change in place, on the host only: a device's copy changes through
   /// set_tokenizer.
@@ -59,11 +67,21 @@ class token_targets {
     tokenizer_ = tokenizer_type(tokenizer);
     device_tokenizer_ = device_tokenizer_type(tokenizer_);
   }
+  /// The state that is neither a parameter nor AdamW's: the tokenizer, from another device's.
+  template <class Other>
+  void copy_state_from(const Other& other) {
+    set_tokenizer(other.tokenizer());
+  }
+
+ protected:
+  const ids_type& ids() const { return ids_; }
+  const patch_split_state<N, N_A, Device>& split() const { return split_; }
 
  private:
   tokenizer_type tokenizer_;
   device_tokenizer_type device_tokenizer_;
   ids_type ids_;
+  patch_split_state<N, N_A, Device> split_;
 };
 
 }  // namespace splitmask
