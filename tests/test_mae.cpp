@@ -15,6 +15,7 @@
 #include "splitmask/train/trainer.hpp"
 #include "support/fixture.hpp"
 #include "support/gradcheck.hpp"
+#include "support/model_gradients.hpp"
 
 namespace {
 
@@ -30,26 +31,6 @@ using tiny = vit_config<12, 2, 4, 16, 2, 2>;
 using tiny_mae = mae_objective<std::ratio<3, 4>, decoder_config<12, 2, 2>>;
 static_assert(tiny_mae::model<tiny, float, device::cpu>::N_v == 2 &&
               tiny_mae::model<tiny, float, device::cpu>::N_m == 7);
-
-// Every parameter of the encoder and the decoder, with a copy of its analytic gradient.
-template <class Trainer>
-std::vector<gradient_entry> gradient_entries(Trainer& trainer,
-                                             std::vector<std::vector<double>>& analytic) {
-  std::vector<gradient_entry> entries;
-  auto collect = [&](auto& model) {
-    const auto params = model.flat_params();
-    const auto grads = model.flat_grads();
-    model.params().for_each([&](const std::string& name, auto v, parameter_role) {
-      const double* g = grads.data() + (v.data() - params.data());
-      analytic.emplace_back(g, g + v.size());
-      entries.push_back({name, v.data(), nullptr, v.size()});
-    });
-  };
-  collect(trainer.encoder());
-  collect(trainer.objective().decoder());
-  for (std::size_t i = 0; i < entries.size(); ++i) entries[i].analytic = analytic[i].data();
-  return entries;
-}
 
 TEST_CASE("MAE: the whole loss's gradient by finite differences, every tensor") {
   for (const bool norm_pix : {true, false}) {
@@ -73,7 +54,8 @@ TEST_CASE("MAE: the whole loss's gradient by finite differences, every tensor") 
     trainer.objective().set_masks(visible, masked);
     trainer.compute_gradients(patches);
     std::vector<std::vector<double>> analytic;
-    const auto entries = gradient_entries(trainer, analytic);
+    const auto entries = splitmask::testing::model_gradient_entries(analytic, trainer.encoder(),
+                                                                    trainer.objective().decoder());
     const auto res = check_gradients(
         entries, [&] { return trainer.compute_gradients(patches).total; }, 1e-3, 12);
     MESSAGE(res.describe() << " (" << entries.size() << " tensors)");

@@ -22,6 +22,7 @@
 #include "splitmask/train/trainer.hpp"
 #include "support/fixture.hpp"
 #include "support/gradcheck.hpp"
+#include "support/model_gradients.hpp"
 #include "support/synthetic_images.hpp"
 
 // Every allocation through operator new in this program is counted, so that a test can check
@@ -275,21 +276,9 @@ TEST_CASE("SplitMask: the whole loss's gradient by finite differences, every ten
     bad(1, 0) = a(1, 0);
     CHECK_THROWS_AS(trainer.objective().set_targets(ids, a, bad), shape_error);
   }
-  std::vector<gradient_entry> entries;
-  auto collect = [&](auto& model) {
-    const auto params = model.flat_params();
-    const auto grads = model.flat_grads();
-    model.params().for_each([&](const std::string& name, auto v, parameter_role) {
-      entries.push_back({name, v.data(), grads.data() + (v.data() - params.data()), v.size()});
-    });
-  };
-  collect(trainer.encoder());
-  collect(trainer.objective().decoder());
-  std::vector<std::vector<double>> analytic;  // copies: the loss below recomputes gradients
-  for (auto& e : entries) {
-    analytic.emplace_back(e.analytic, e.analytic + e.size);
-    e.analytic = analytic.back().data();
-  }
+  std::vector<std::vector<double>> analytic;
+  const auto entries = splitmask::testing::model_gradient_entries(analytic, trainer.encoder(),
+                                                                  trainer.objective().decoder());
   const auto res = check_gradients(
       entries, [&] { return trainer.compute_gradients(patches).total; }, 1e-3, 12);
   MESSAGE(res.describe() << " (" << entries.size() << " tensors)");
@@ -318,20 +307,9 @@ TEST_CASE("BEiT: the loss's gradient by finite differences, every tensor") {
   }
   trainer.objective().set_targets(ids, visible, masked);
   trainer.compute_gradients(patches);
-  std::vector<gradient_entry> entries;
   std::vector<std::vector<double>> analytic;
-  auto collect = [&](auto& model) {
-    const auto params = model.flat_params();
-    const auto grads = model.flat_grads();
-    model.params().for_each([&](const std::string& name, auto v, parameter_role) {
-      const double* g = grads.data() + (v.data() - params.data());
-      analytic.emplace_back(g, g + v.size());
-      entries.push_back({name, v.data(), nullptr, v.size()});
-    });
-  };
-  collect(trainer.encoder());
-  collect(trainer.objective().head());
-  for (std::size_t i = 0; i < entries.size(); ++i) entries[i].analytic = analytic[i].data();
+  const auto entries = splitmask::testing::model_gradient_entries(analytic, trainer.encoder(),
+                                                                  trainer.objective().head());
   const auto res = check_gradients(
       entries, [&] { return trainer.compute_gradients(patches).total; }, 1e-3, 12);
   MESSAGE(res.describe());
