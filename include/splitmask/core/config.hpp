@@ -19,6 +19,15 @@
 #define SPLITMASK_ON_DEVICE 1
 #endif
 
+// SPLITMASK_KERNEL marks a host kernel that takes its sizes at run time so that every shape
+// shares one copy: kept out of line, or the compiler inlines a copy into each shape's caller
+// again (compile time grows with the shapes a program uses).
+#if defined(__GNUC__)
+#define SPLITMASK_KERNEL __attribute__((noinline))
+#else
+#define SPLITMASK_KERNEL
+#endif
+
 #define SPLITMASK_STRINGIFY_(x) #x
 #define SPLITMASK_PRAGMA(x) _Pragma(SPLITMASK_STRINGIFY_(x))
 

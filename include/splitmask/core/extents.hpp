@@ -118,15 +118,25 @@ struct is_extents<extents<E...>> : std::true_type {};
 template <class T>
 inline constexpr bool is_extents_v = is_extents<T>::value;
 
+namespace detail {
+// One copy for every shape: error messages are cold code, instantiated per shape otherwise.
+inline std::string shape_string(const std::size_t* dims, std::size_t rank) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < rank; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims[i]);
+  }
+  return s + ")";
+}
+}  // namespace detail
+
 /// "(32, 49, 192)": the shape as error messages print it.
 template <std::size_t... E>
 std::string to_string(const extents<E...>& e) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < extents<E...>::rank; ++i) {
-    if (i) s += ", ";
-    s += std::to_string(e.extent(i));
-  }
-  return s + ")";
+  constexpr std::size_t rank = extents<E...>::rank;
+  std::size_t dims[rank > 0 ? rank : 1] = {};
+  for (std::size_t i = 0; i < rank; ++i) dims[i] = e.extent(i);
+  return detail::shape_string(dims, rank);
 }
 
 // ---- Shape arithmetic on extents types --------------------------------------------------------

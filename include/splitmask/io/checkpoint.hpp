@@ -209,10 +209,10 @@ std::array<float, C> channel_array(const nlohmann::json& j, const char* key,
 // name in `used`.
 template <class T, class Model>
 void read_parameters(const safetensors_reader& file, Model& model, std::set<std::string>& used) {
-  model.params().for_each([&](const std::string& name, auto view, parameter_role) {
-    file.read(name, view.data(), shape_of(view));
-    used.insert(name);
-  });
+  for (const auto& t : model.tensors()) {
+    file.read(t.name, t.data, t.shape);
+    used.insert(t.name);
+  }
 }
 
 }  // namespace detail

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/rng.hpp"
@@ -21,6 +22,17 @@
 
 namespace splitmask {
 
+/// One tensor of a parameter store as run-time values.
+template <class T>
+struct parameter_tensor {
+  std::string name;  // timm's, e.g. "blocks.3.attn.qkv.weight"
+  T* data;           // the parameter, in the store's device memory
+  T* grad;           // its gradient, at the same offset in the gradient arena
+  std::vector<std::uint64_t> shape;
+  std::size_t size;
+  parameter_role role;
+};
+
 template <class Parameters, class T, class Device = device::cpu>
 class parameter_store {
  public:
@@ -29,6 +41,13 @@ class parameter_store {
   parameter_store(std::uint64_t seed, std::uint64_t first_stream) : first_stream_(first_stream) {
     params_memory_ = bind_arena<T, Device>(params_);
     grads_memory_ = bind_arena<T, Device>(grads_);
+    params_.for_each([&](const std::string& name, auto v, parameter_role role) {
+      std::vector<std::uint64_t> shape;
+      for (std::size_t axis = 0; axis < decltype(v)::rank; ++axis)
+        shape.push_back(v.extents().extent(axis));
+      tensors_.push_back({name, v.data(), grads_memory_.data() + (v.data() - params_memory_.data()),
+                          std::move(shape), v.size(), role});
+    });
     initialise_parameters(seed);
   }
   // Neither copied nor moved: the views point into this object's own arenas.
@@ -37,6 +56,8 @@ class parameter_store {
 
   const Parameters& params() const { return params_; }
   const Parameters& grads() const { return grads_; }
+  /// Every tensor in the arena's order, as run-time values.
+  const std::vector<parameter_tensor<T>>& tensors() const { return tensors_; }
   /// All parameters (or gradients) as one flat array, in the arena's order (for optimisers).
   tensor_view<T, extents<dynamic>, Device> flat_params() const { return flat(params_memory_); }
   tensor_view<T, extents<dynamic>, Device> flat_grads() const { return flat(grads_memory_); }
@@ -46,12 +67,11 @@ class parameter_store {
   void initialise_parameters(std::uint64_t seed) {
     if constexpr (std::is_same_v<Device, device::cpu>) {
       std::uint64_t stream = first_stream_;
-      params_.for_each([&](const std::string&, auto v, parameter_role role) {
-        initialise(v.data(), v.size(), role, counter_rng(seed, stream++));
-      });
+      for (const auto& t : tensors_)
+        initialise(t.data, t.size, t.role, counter_rng(seed, stream++));
     } else {
       const parameter_store<typename Parameters::template on<device::cpu>, T> host(seed,
-                                                                                  first_stream_);
+                                                                                   first_stream_);
       copy(flat_params(), host.flat_params());
     }
   }
@@ -66,6 +86,7 @@ class parameter_store {
 
   std::uint64_t first_stream_;
   buffer<T, Device> params_memory_, grads_memory_;
+  std::vector<parameter_tensor<T>> tensors_;
 };
 
 }  // namespace splitmask

@@ -3,7 +3,9 @@
 // qkv holds [q | k | v], each split into H heads of Dh. Each (image, head) is one task on the
 // thread pool that reads its q, k, v in place (strided rows of qkv), keeps its n x n scores in
 // cache and writes its columns of the output: no head copies, no n x n pass over memory beyond
-// the saved probabilities. The products are Eigen's, with every extent known at compile time.
+// the saved probabilities. The shapes are checked at compile time; the CPU kernels take them at
+// run time, so that every size shares one instantiation of Eigen's products (compile time grows
+// with the token counts otherwise, and Eigen's blocked product runs the same either way).
 // Tensors of other devices go to detail::device_ops.
 //
 //   qkv (B, n, 3D)   out (B, n, D)   probs, d_probs (B·H, n, n)
@@ -16,6 +18,7 @@
 #include <type_traits>
 
 #include "splitmask/backend/cpu/simd.hpp"
+#include "splitmask/core/config.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
@@ -42,15 +45,20 @@ struct attention_scratch {
 };
 
 namespace detail {
-// A small matrix (row-major, but column-major when it is a column vector, as Eigen wants) and a
-// map of one whose rows lie Stride elements apart: a head's columns of token rows.
-template <class T, std::size_t R, std::size_t C>
-using small_matrix =
-    Eigen::Matrix<T, int(R), int(C), (C == 1 && R != 1) ? Eigen::ColMajor : Eigen::RowMajor>;
-template <class M, std::size_t Stride>  // M: a small_matrix, const for read-only memory
-using strided_rows =
-    Eigen::Map<M, Eigen::Unaligned,
-               Eigen::Stride<M::IsRowMajor ? int(Stride) : 0, M::IsRowMajor ? 0 : int(Stride)>>;
+// A head's q, k, v or output: n rows of Dh that lie `stride` elements apart in token rows.
+template <class T>
+using head_rows = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                             Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using const_head_rows =
+    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+               Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// The sizes of one attention call: B images of n tokens of width D, in H heads.
+struct attention_shape {
+  std::size_t batch, n, width, heads;
+  std::size_t head_width() const { return width / heads; }
+};
 
 // row = softmax(scale * row), stable (the maximum subtracted first).
 template <class T>
@@ -77,6 +85,61 @@ void check_heads(const Probs& probs, std::size_t batch, std::size_t heads, const
     throw shape_error(std::string("splitmask::") + op + ": the probabilities must hold B·H = " +
                       std::to_string(batch * heads) + " heads");
 }
+
+template <class T>
+SPLITMASK_KERNEL void attention_forward_cpu(T* out, T* probs, const T* qkv, attention_shape s) {
+  const std::size_t n = s.n, D = s.width, H = s.heads, Dh = s.head_width();
+  const auto rows = Eigen::Index(n), cols = Eigen::Index(Dh);
+  const T scale = T(1) / std::sqrt(T(Dh));
+  parallel_for(s.batch * H, n * n * Dh, [&](std::size_t bh) {
+    const std::size_t b = bh / H, h = bh % H;
+    const T* in = qkv + b * n * 3 * D + h * Dh;
+    const Eigen::OuterStride<> qkv_stride{Eigen::Index(3 * D)};
+    const const_head_rows<T> q(in, rows, cols, qkv_stride), k(in + D, rows, cols, qkv_stride),
+        v(in + 2 * D, rows, cols, qkv_stride);
+    T* p_data = probs + bh * n * n;
+    head_rows<T> p(p_data, rows, rows, Eigen::OuterStride<>(rows));
+    p.noalias() = q * k.transpose();
+    for (std::size_t i = 0; i < n; ++i) softmax_row(p_data + i * n, n, scale);
+    head_rows<T> o(out + b * n * D + h * Dh, rows, cols, Eigen::OuterStride<>(Eigen::Index(D)));
+    o.noalias() = p * v;
+  });
+}
+
+template <class T>
+SPLITMASK_KERNEL void attention_backward_cpu(T* d_qkv, T* d_probs, const T* d_out, const T* probs,
+                                             const T* qkv, attention_shape s) {
+  const std::size_t n = s.n, D = s.width, H = s.heads, Dh = s.head_width();
+  const auto rows = Eigen::Index(n), cols = Eigen::Index(Dh);
+  const T scale = T(1) / std::sqrt(T(Dh));
+  parallel_for(s.batch * H, 2 * n * n * Dh, [&](std::size_t bh) {
+    const std::size_t b = bh / H, h = bh % H;
+    const Eigen::OuterStride<> qkv_stride{Eigen::Index(3 * D)}, out_stride{Eigen::Index(D)},
+        n_stride{rows};
+    const T* in = qkv + b * n * 3 * D + h * Dh;
+    const const_head_rows<T> q(in, rows, cols, qkv_stride), k(in + D, rows, cols, qkv_stride),
+        v(in + 2 * D, rows, cols, qkv_stride);
+    T* d_in = d_qkv + b * n * 3 * D + h * Dh;
+    head_rows<T> dq(d_in, rows, cols, qkv_stride), dk(d_in + D, rows, cols, qkv_stride),
+        dv(d_in + 2 * D, rows, cols, qkv_stride);
+    const const_head_rows<T> d_o(d_out + b * n * D + h * Dh, rows, cols, out_stride);
+    const T* p_data = probs + bh * n * n;
+    T* ds_data = d_probs + bh * n * n;
+    const const_head_rows<T> p(p_data, rows, rows, n_stride);
+    head_rows<T> ds(ds_data, rows, rows, n_stride);
+    ds.noalias() = d_o * v.transpose();  // dP, then dS in place
+    dv.noalias() = p.transpose() * d_o;
+    for (std::size_t i = 0; i < n; ++i) {  // softmax backward, in place
+      T* d_row = ds_data + i * n;
+      const T* p_row = p_data + i * n;
+      T dot = 0;
+      for (std::size_t j = 0; j < n; ++j) dot += d_row[j] * p_row[j];
+      for (std::size_t j = 0; j < n; ++j) d_row[j] = p_row[j] * (d_row[j] - dot);
+    }
+    dq.noalias() = scale * (ds * k);
+    dk.noalias() = scale * (ds.transpose() * q);
+  });
+}
 }  // namespace detail
 
 /// out = concat over heads of softmax(q k^T / sqrt(Dh)) v, with q, k, v the heads of qkv.
@@ -90,7 +153,6 @@ void attention_forward(Out&& out, const attention_saved<T, N, D, H, Dev>& saved,
         std::is_same_v<typename decltype(vo)::extents_type, extents<dynamic, N, D>> &&
             std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
         "splitmask::attention_forward: out is (B, n, D) and qkv (B, n, 3D)");
-    constexpr std::size_t Dh = D / H;
     const std::size_t batch = vo.batch();
     if (vqkv.batch() != batch)
       throw shape_error("splitmask::attention_forward: out and qkv disagree on the batch");
@@ -99,19 +161,7 @@ void attention_forward(Out&& out, const attention_saved<T, N, D, H, Dev>& saved,
       detail::device_ops<Device>::template attention_forward<T, N, D, H>(vo.data(), vp.data(),
                                                                          vqkv.data(), batch);
     } else {
-      const T scale = T(1) / std::sqrt(T(Dh));
-      detail::parallel_for(batch * H, N * N * Dh, [&](std::size_t bh) {
-        const std::size_t b = bh / H, h = bh % H;
-        const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
-        using head = detail::small_matrix<T, N, Dh>;
-        const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
-        T* p_data = vp.data() + bh * N * N;
-        Eigen::Map<detail::small_matrix<T, N, N>> p(p_data);
-        p.noalias() = q * k.transpose();
-        for (std::size_t i = 0; i < N; ++i) detail::softmax_row(p_data + i * N, N, scale);
-        detail::strided_rows<head, D> o(vo.data() + b * N * D + h * Dh);
-        o.noalias() = p * v;
-      });
+      detail::attention_forward_cpu<T>(vo.data(), vp.data(), vqkv.data(), {batch, N, D, H});
     }
   });
 }
@@ -133,7 +183,6 @@ void attention_backward(DQkv&& d_qkv, const attention_scratch<T, N, D, H, Dev>& 
             std::is_same_v<typename decltype(vd)::extents_type, extents<dynamic, N, 3 * D>> &&
             std::is_same_v<typename decltype(vqkv)::extents_type, extents<dynamic, N, 3 * D>>,
         "splitmask::attention_backward: d_out is (B, n, D), d_qkv and qkv (B, n, 3D)");
-    constexpr std::size_t Dh = D / H;
     const std::size_t batch = vdo.batch();
     if (vd.batch() != batch || vqkv.batch() != batch)
       throw shape_error(
@@ -144,29 +193,8 @@ void attention_backward(DQkv&& d_qkv, const attention_scratch<T, N, D, H, Dev>& 
       detail::device_ops<Device>::template attention_backward<T, N, D, H>(
           vd.data(), vdp.data(), vdo.data(), vp.data(), vqkv.data(), batch);
     } else {
-      const T scale = T(1) / std::sqrt(T(Dh));
-      detail::parallel_for(batch * H, 2 * N * N * Dh, [&](std::size_t bh) {
-        const std::size_t b = bh / H, h = bh % H;
-        const T* rows = vqkv.data() + b * N * 3 * D + h * Dh;
-        using head = detail::small_matrix<T, N, Dh>;
-        const detail::strided_rows<const head, 3 * D> q(rows), k(rows + D), v(rows + 2 * D);
-        T* d_rows = vd.data() + b * N * 3 * D + h * Dh;
-        detail::strided_rows<head, 3 * D> dq(d_rows), dk(d_rows + D), dv(d_rows + 2 * D);
-        const detail::strided_rows<const head, D> d_o(vdo.data() + b * N * D + h * Dh);
-        const Eigen::Map<const detail::small_matrix<T, N, N>> p(vp.data() + bh * N * N);
-        Eigen::Map<detail::small_matrix<T, N, N>> ds(vdp.data() + bh * N * N);
-        ds.noalias() = d_o * v.transpose();  // dP, then dS in place
-        dv.noalias() = p.transpose() * d_o;
-        for (std::size_t i = 0; i < N; ++i) {  // softmax backward, in place
-          T* d_row = ds.data() + i * N;
-          const T* p_row = p.data() + i * N;
-          T s = 0;
-          for (std::size_t j = 0; j < N; ++j) s += d_row[j] * p_row[j];
-          for (std::size_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - s);
-        }
-        dq.noalias() = scale * (ds * k);
-        dk.noalias() = scale * (ds.transpose() * q);
-      });
+      detail::attention_backward_cpu<T>(vd.data(), vdp.data(), vdo.data(), vp.data(), vqkv.data(),
+                                        {batch, N, D, H});
     }
   });
 }

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "splitmask/backend/cpu/gemm.hpp"
+#include "splitmask/core/config.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/ops/matmul.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
@@ -51,6 +52,21 @@ void linear_backward_input(DX&& dx, const DY& dy, const W& w,
 }
 
 namespace detail {
+// The host loop of add_column_sums, on the row length at run time (one copy for every length).
+template <class T>
+SPLITMASK_KERNEL void add_column_sums_cpu(T* out, const T* in, std::size_t rows, std::size_t L) {
+  constexpr std::size_t chunk = 64 / sizeof(T) * 2;  // two cache lines of columns per task
+  parallel_for((L + chunk - 1) / chunk, rows * chunk, [&](std::size_t j) {
+    const std::size_t begin = j * chunk, end = std::min(L, begin + chunk);
+    T acc[chunk] = {};
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* row = in + r * L;
+      for (std::size_t c = begin; c < end; ++c) acc[c - begin] += row[c];
+    }
+    for (std::size_t c = begin; c < end; ++c) out[c] += acc[c - begin];
+  });
+}
+
 /// sums += the column sums of a (M, L) matrix. On the host, threads split the columns (each
 /// reads its slice of every row), so no thread-private partial sums are needed.
 template <class S, class M>
@@ -65,20 +81,7 @@ void add_column_sums(S&& sums, const M& matrix) {
     if constexpr (!std::is_same_v<Device, device::cpu>) {
       device_ops<Device>::template add_column_sums<T>(s.data(), m.data(), m.extents().leading(), L);
     } else {
-      constexpr std::size_t chunk = 64 / sizeof(T) * 2;  // two cache lines of columns per task
-      constexpr std::size_t chunks = (L + chunk - 1) / chunk;
-      const std::size_t rows = m.extents().leading();
-      T* out = s.data();
-      const T* in = m.data();
-      parallel_for(chunks, rows * chunk, [&](std::size_t j) {
-        const std::size_t begin = j * chunk, end = std::min(L, begin + chunk);
-        T acc[chunk] = {};
-        for (std::size_t r = 0; r < rows; ++r) {
-          const T* row = in + r * L;
-          for (std::size_t c = begin; c < end; ++c) acc[c - begin] += row[c];
-        }
-        for (std::size_t c = begin; c < end; ++c) out[c] += acc[c - begin];
-      });
+      add_column_sums_cpu<T>(s.data(), m.data(), m.extents().leading(), L);
     }
   });
 }

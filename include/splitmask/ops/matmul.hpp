@@ -76,6 +76,26 @@ bool overlaps(const T* a, std::size_t an, const U* b, std::size_t bn) {
   const char* pb = reinterpret_cast<const char*>(b);
   return an != 0 && bn != 0 && pa < pb + bn * sizeof(U) && pb < pa + an * sizeof(T);
 }
+
+// The run-time part of matmul, one copy per element type and device: refuses C sharing memory
+// with A or B, handles empty products, and calls the device's GEMM.
+template <class Device, class T>
+void run_matmul(const gemm_args<T>& g, std::size_t c_size, std::size_t a_size, std::size_t b_size) {
+  if (overlaps(g.c, c_size, g.a, a_size) || overlaps(g.c, c_size, g.b, b_size))
+    throw shape_error(
+        "splitmask::matmul: C shares memory with A or B; write the product to another tensor");
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
+    tensor_view<T, extents<dynamic>, Device> c(g.c, extents<dynamic>(c_size));
+    if (g.beta == T(0)) {
+      c = T(0);
+    } else {
+      c = c * g.beta;
+    }
+    return;
+  }
+  gemm_backend<Device>::run(g);
+}
 }  // namespace detail
 
 /// C = alpha * op(A) * op(B) + beta * C. Rank 2: one product; rank 3: one product per index of
@@ -137,21 +157,7 @@ void matmul(C&& c, const A& a, const B& b, detail::matmul_value_t<C> alpha = 1,
                         to_string(va.extents()) + ", B" + (OB::transposed ? "^T " : " ") +
                         to_string(vb.extents()));
     }
-    if (detail::overlaps(vc.data(), vc.size(), va.data(), va.size()) ||
-        detail::overlaps(vc.data(), vc.size(), vb.data(), vb.size()))
-      throw shape_error(
-          "splitmask::matmul: C shares memory with A or B; write the product to "
-          "another tensor");
-    if (g.m == 0 || g.n == 0 || g.batch == 0) return;
-    if (g.k == 0) {  // an empty sum: C = beta * C (BLAS rejects leading dimensions of 0)
-      if (g.beta == T(0)) {
-        vc = T(0);
-      } else {
-        vc = vc * g.beta;
-      }
-      return;
-    }
-    detail::gemm_backend<Device>::run(g);
+    detail::run_matmul<Device>(g, vc.size(), va.size(), vb.size());
   });
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "splitmask/core/config.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/ops/common.hpp"
 #include "splitmask/tensor/tensor_view.hpp"
@@ -18,6 +19,54 @@
 namespace splitmask {
 
 namespace detail {
+// B images, n of their N tokens, of width D: what the host loops take at run time (one copy
+// for every shape).
+struct token_subset_size {
+  std::size_t batch, n, tokens, width;
+};
+
+template <class I>
+SPLITMASK_KERNEL void check_positions(const I* index, std::size_t count, std::size_t tokens,
+                                      const char* op) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto p = index[i];
+    if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= tokens)
+      throw shape_error(std::string("splitmask::") + op + ": position " + std::to_string(p) +
+                        " is outside [0, " + std::to_string(tokens) + ")");
+  }
+}
+
+template <class T, class I>
+SPLITMASK_KERNEL void gather_tokens_cpu(T* sub, const T* all, const I* index, token_subset_size s) {
+  check_positions(index, s.batch * s.n, s.tokens, "gather_tokens");
+  parallel_for(s.batch, s.n * s.width, [&](std::size_t b) {
+    for (std::size_t i = 0; i < s.n; ++i) {
+      const T* src = all + (b * s.tokens + std::size_t(index[b * s.n + i])) * s.width;
+      T* dst = sub + (b * s.n + i) * s.width;
+      for (std::size_t c = 0; c < s.width; ++c) dst[c] = src[c];
+    }
+  });
+}
+
+template <class T, class I>
+SPLITMASK_KERNEL void scatter_tokens_cpu(T* all, const T* sub, const I* index, token_subset_size s,
+                                         bool add) {
+  check_positions(index, s.batch * s.n, s.tokens, "scatter_tokens");
+  parallel_for(s.batch, s.n * s.width, [&](std::size_t b) {
+    for (std::size_t i = 0; i < s.n; ++i) {
+      const T* src = sub + (b * s.n + i) * s.width;
+      T* dst = all + (b * s.tokens + std::size_t(index[b * s.n + i])) * s.width;
+      for (std::size_t c = 0; c < s.width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
+    }
+  });
+}
+
+[[noreturn]] inline void fail_subset_batch(const char* op, const std::string& sub,
+                                           const std::string& all, const std::string& index) {
+  throw shape_error(std::string("splitmask::") + op + ": subset " + sub + ", tokens " + all +
+                    " and index " + index + " disagree on the batch");
+}
+
 template <class Sub, class All, class Index>
 struct token_subset_shapes {
   using sub_extents = typename Sub::extents_type;
@@ -34,18 +83,10 @@ struct token_subset_shapes {
 
   static void check(const Sub& sub, const All& all, const Index& index, const char* op) {
     if (sub.batch() != all.batch() || index.batch() != all.batch())
-      throw shape_error(std::string("splitmask::") + op + ": subset " + to_string(sub.extents()) +
-                        ", tokens " + to_string(all.extents()) + " and index " +
-                        to_string(index.extents()) + " disagree on the batch");
-    if constexpr (on_host_v<Index>) {  // a device's kernels check the positions there
-      for (std::size_t i = 0; i < index.size(); ++i) {
-        const auto p = index.data()[i];
-        if (static_cast<long long>(p) < 0 || static_cast<std::size_t>(p) >= tokens)
-          throw shape_error(std::string("splitmask::") + op + ": position " + std::to_string(p) +
-                            " is outside [0, " + std::to_string(tokens) + ")");
-      }
-    }
+      fail_subset_batch(op, to_string(sub.extents()), to_string(all.extents()),
+                        to_string(index.extents()));
   }
+  static token_subset_size size(std::size_t batch) { return {batch, n, tokens, width}; }
 };
 }  // namespace detail
 
@@ -61,13 +102,7 @@ void gather_tokens(Sub&& subset, const All& all, const Index& index) {
       detail::device_ops<Device>::template gather_tokens<S::tokens, S::n, S::width>(
           vs.data(), va.data(), vi.data(), vs.batch());
     } else {
-      detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
-        for (std::size_t i = 0; i < S::n; ++i) {
-          const auto* src = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
-          auto* dst = vs.data() + (b * S::n + i) * S::width;
-          for (std::size_t c = 0; c < S::width; ++c) dst[c] = src[c];
-        }
-      });
+      detail::gather_tokens_cpu(vs.data(), va.data(), vi.data(), S::size(vs.batch()));
     }
   });
 }
@@ -88,13 +123,7 @@ void scatter_tokens(All&& all, const Sub& subset, const Index& index,
       detail::device_ops<Device>::template scatter_tokens<S::tokens, S::n, S::width>(
           va.data(), vs.data(), vi.data(), vs.batch(), add);
     } else {
-      detail::parallel_for(vs.batch(), S::n * S::width, [&](std::size_t b) {
-        for (std::size_t i = 0; i < S::n; ++i) {
-          const auto* src = vs.data() + (b * S::n + i) * S::width;
-          auto* dst = va.data() + (b * S::tokens + vi.data()[b * S::n + i]) * S::width;
-          for (std::size_t c = 0; c < S::width; ++c) dst[c] = add ? dst[c] + src[c] : src[c];
-        }
-      });
+      detail::scatter_tokens_cpu(va.data(), vs.data(), vi.data(), S::size(vs.batch()), add);
     }
   });
 }

@@ -17,6 +17,15 @@
 
 namespace splitmask {
 
+namespace detail {
+// Cold: one copy for every shape.
+[[noreturn]] inline void fail_reshape(const std::string& from, std::size_t size,
+                                      const std::string& target) {
+  throw shape_error("splitmask: cannot reshape " + from + " (" + std::to_string(size) +
+                    " elements) to " + target);
+}
+}  // namespace detail
+
 template <class T, class Extents, class Device = device::cpu>
 class tensor_view {
   static_assert(is_extents_v<Extents>, "splitmask: the second parameter must be an extents<...>");
@@ -144,8 +153,7 @@ class tensor_view {
     assign<Device>(data_, extents_, x);
   }
   [[noreturn]] void fail_reshape(const std::string& target) const {
-    throw shape_error("splitmask: cannot reshape " + to_string(extents_) + " (" +
-                      std::to_string(size()) + " elements) to " + target);
+    detail::fail_reshape(to_string(extents_), size(), target);
   }
 
   T* data_ = nullptr;

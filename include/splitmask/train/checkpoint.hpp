@@ -118,8 +118,7 @@ nlohmann::json group_names(Trainer& trainer) {
   nlohmann::json groups{{"encoder", nlohmann::json::array()},
                         {"objective", nlohmann::json::array()}};
   for_each_group(trainer, [&](const char* group, auto& store) {
-    store.params().for_each(
-        [&](const std::string& name, auto, parameter_role) { groups[group].push_back(name); });
+    for (const auto& t : store.tensors()) groups[group].push_back(t.name);
   });
   return groups;
 }
@@ -140,9 +139,7 @@ void save_checkpoint(const std::string& path, Trainer& trainer,
   const auto second = optimizer.second_moment();
   safetensors_writer file;
   detail::for_each_group(trainer, [&](const char*, auto& store) {
-    store.params().for_each([&](const std::string& name, auto view, parameter_role) {
-      file.add(name, view.data(), detail::shape_of(view));
-    });
+    for (const auto& t : store.tensors()) file.add(t.name, t.data, t.shape);
   });
   if constexpr (detail::has_tokenizer<typename Trainer::model_type>::value) {
     const auto& tokenizer = trainer.objective().tokenizer();

@@ -128,17 +128,13 @@ struct same_learning_rate {
   double operator()(const std::string&) const { return 1.0; }
 };
 
-/// Registers every tensor of a model (anything with params(), flat_params(), flat_grads())
+/// Registers every tensor of a model (a parameter_store)
 /// with the optimiser; weight decay follows each tensor's role, and lr_scale(name) scales its
 /// learning rate (fine-tuning's layer-wise decay).
 template <class T, class Device, class Model, class LrScale = same_learning_rate>
 void register_parameters(adamw<T, Device>& optimizer, const Model& model, LrScale lr_scale = {}) {
-  const auto params = model.flat_params();
-  const auto grads = model.flat_grads();
-  model.params().for_each([&](const std::string& name, auto view, parameter_role role) {
-    optimizer.add(name, view.data(), grads.data() + (view.data() - params.data()), view.size(),
-                  decays(role), lr_scale(name));
-  });
+  for (const auto& t : model.tensors())
+    optimizer.add(t.name, t.data, t.grad, t.size, decays(t.role), lr_scale(t.name));
 }
 
 /// Clips the gradients by global norm (options.clip; 0: off) and applies AdamW at the rate of
