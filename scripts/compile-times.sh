@@ -28,13 +28,15 @@ for c in "$@"; do
       'using t = splitmask_trainer<presets::vit_ti4_28>;' \
       'template splitmask::step_losses t::step(const tensor<float, t::image_extents>&);' > "$d/one.cpp"
   fi
-  for unit in one.cpp examples/custom_vit.cpp examples/pretrain/main.cpp \
-      examples/pretrain/instances_28.cpp examples/pretrain/instances_32.cpp \
-      examples/pretrain/instances_224.cpp; do
+  # The pretrainer's host units at that commit (once.cpp, the shared kernels, is newer).
+  units=()
+  for unit in examples/pretrain/instances_28.cpp examples/pretrain/instances_224.cpp \
+      examples/pretrain/instances_32.cpp examples/pretrain/main.cpp examples/pretrain/once.cpp; do
+    [[ -f $d/$unit ]] && units+=("$unit")
+  done
+  for unit in one.cpp examples/custom_vit.cpp "${units[@]}"; do
     echo "$c $unit $(seconds g++ "${flags[@]}" "${inc[@]}" -c "$d/$unit" -o "$work/unit.o") s"
   done
-  units=(examples/pretrain/main.cpp examples/pretrain/instances_28.cpp
-    examples/pretrain/instances_32.cpp examples/pretrain/instances_224.cpp)
   start=$(date +%s.%N)
   printf '%s\n' "${units[@]}" | xargs -P 2 -I{} sh -c \
     "g++ ${flags[*]} -I$d/include -c $d/{} -o $work/\$(basename {}).o"

@@ -1,6 +1,8 @@
 // The pretrainer's runs for the presets of 28-pixel images, every objective: one translation
 // unit per image size, so that a parallel build compiles them at once.
+#include <splitmask/cpu_kernels.hpp>  // compiled once, in once.cpp
+
 #include "run.hpp"
 
 template int splitmask::examples::run_on_cpu<28>(const pretrain_settings&, const image_set&,
-                                                  const run_control&);
+                                                 const run_control&);

@@ -47,29 +47,8 @@ struct run_plan {
 
 /// The plan of the run `s` on `set`: --epochs times the batches of an epoch when given, else
 /// --steps; the recipe's learning rate 1.5e-3 · B / 256 unless --lr; warm-up 5% unless --warmup.
-inline run_plan plan_run(const pretrain_settings& s, const image_set& set) {
-  run_plan plan;
-  plan.stats = compute_channel_stats(set);
-  plan.augment.min_scale = s.min_scale;
-  plan.augment.flip = s.flip;
-  plan.per_epoch = set.size() / s.batch;
-  if (plan.per_epoch == 0)
-    throw file_error(set.source + ": " + std::to_string(set.size()) + " images hold no batch of " +
-                     std::to_string(s.batch) + "; lower --batch");
-  plan.total = s.epochs > 0 ? s.epochs * plan.per_epoch : s.steps;
-  if (s.warmup >= 0 && std::uint64_t(s.warmup) > plan.total)
-    throw std::invalid_argument("--warmup " + std::to_string(s.warmup) +
-                                " is longer than the run's " + std::to_string(plan.total) +
-                                " steps");
-  plan.options.lr = s.lr > 0 ? s.lr : 1.5e-3 * double(s.batch) / 256;
-  plan.options.warmup_steps = s.warmup >= 0 ? std::uint64_t(s.warmup) : plan.total / 20;
-  plan.options.total_steps = plan.total;
-  plan.options.seed = s.seed;
-  plan.metadata = to_json(s);
-  plan.metadata["data_stats"] = {{"mean", plan.stats.mean}, {"std", plan.stats.std}};
-  plan.metadata["data_images"] = set.size();
-  return plan;
-}
+/// (Compiled once, in once.cpp.)
+run_plan plan_run(const pretrain_settings& s, const image_set& set);
 
 /// The tokenizer of a new run: its vocabulary is drawn (seeded) from up to vocabulary_images
 /// training images, evenly spaced, normalised as the trainer sees them but not augmented, then
