@@ -33,9 +33,10 @@
 cmake_minimum_required(VERSION 3.21)
 
 if(NOT DEFINED LAYERS)
-  set(LAYERS core tensor+backend ops model tokenizer data io train eval)
+  set(LAYERS core tensor+backend comm ops model tokenizer data io train eval)
 endif()
-set(SKIP splitmask/cuda.hpp)  # nvcc only (#error otherwise), as in header_check
+# nvcc only (#error otherwise), as in header_check; MPI's, whose mpi.h only splitmask::mpi has.
+set(SKIP splitmask/cuda.hpp splitmask/comm/mpi_communicator.hpp)
 
 foreach(var INCLUDE_DIR WORK_DIR)
   if(NOT ${var})

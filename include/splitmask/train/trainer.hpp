@@ -6,6 +6,12 @@
 // than cpu) all of it runs there: a batch of host images is copied in once, and the host reads
 // back only the losses and the gradient norm.
 //
+// Data-parallel: distribute(comm) makes the trainer one of comm.size() ranks. Each rank steps on
+// its share of a global batch (batch() images each, the ranks' shares in rank order); images
+// keep their numbers in the global batch, so targets and masks are those of one process with
+// the whole batch. Gradients and losses are averaged over ranks before the non-finite check,
+// clipping and AdamW, so every rank makes the same update.
+//
 //   splitmask::trainer<splitmask::splitmask_objective<512>, splitmask::presets::vit_ti4_28>
 //       t(batch, options, splitmask_options{}, tokenizer);
 //   auto losses = t.step(images);  // (B, C, S, S), normalised
@@ -18,6 +24,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "splitmask/comm/communicator.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/core/error.hpp"
 #include "splitmask/model/vit_encoder.hpp"
@@ -77,7 +84,7 @@ class trainer {
     } else {
       patchify<Encoder::patch_size>(patches_, vi);
     }
-    model_.prepare(patches_, optimizer_.steps() * batch_);
+    model_.prepare(patches_, optimizer_.steps() * global_batch() + rank() * batch_);
     return step_with(patches_);
   }
 
@@ -98,9 +105,33 @@ class trainer {
     encoder_.zero_grads();
     model_.for_each_store([](auto& store) { store.zero_grads(); });
     step_losses losses = model_.forward_backward(encoder_, patches);
+    if (comm_->size() > 1) average_over_ranks(losses);
     losses.grad_norm = optimizer_.gradient_norm();
     return losses;
   }
+
+  /// Makes this trainer rank comm.rank() of comm.size() data-parallel ranks (every rank calls
+  /// it, with trainers of the same batch and options). Rank 0's parameters, AdamW state and step
+  /// count, and the objective's other state, are broadcast, so every rank starts alike. A trainer
+  /// on the host needs a host communicator (MPI), one on a GPU a device one (NCCL).
+  void distribute(communicator& comm) {
+    if (comm.size() > 1 && comm.on_device() == on_host)
+      throw comm_error(std::string("splitmask::trainer::distribute: a trainer on ") +
+                       (on_host ? "the host" : "a GPU") + " cannot use " + comm.description() +
+                       (on_host ? ", whose collectives take device buffers"
+                                : ", whose collectives take host buffers"));
+    comm_ = &comm;
+    if (comm.size() == 1) return;
+    std::uint64_t steps = optimizer_.steps();
+    comm.host_broadcast(&steps, sizeof steps);
+    optimizer_.set_steps(steps);
+    for_each_flat([&](auto flat) { comm.broadcast(flat.data(), flat.size()); });
+    model_.distribute(comm);
+  }
+  communicator& comm() const { return *comm_; }
+  int rank() const { return comm_->rank(); }
+  /// Images per step over all ranks.
+  std::size_t global_batch() const { return batch_ * std::size_t(comm_->size()); }
 
   /// Matrix-product FLOPs (2·M·N·K) of one step.
   static constexpr double step_flops(double batch) { return model_type::step_flops(batch); }
@@ -135,6 +166,35 @@ class trainer {
                         " images; this trainer was sized for " + std::to_string(batch_));
   }
 
+  // f(flat) for the encoder's and each store's parameters and AdamW's moments: the state that
+  // ranks share.
+  template <class F>
+  void for_each_flat(F&& f) {
+    f(encoder_.flat_params());
+    model_.for_each_store([&](auto& store) { f(store.flat_params()); });
+    f(optimizer_.first_moment());
+    f(optimizer_.second_moment());
+  }
+
+  // The mean over ranks of each loss term and of every gradient (each rank's are means over
+  // its images; an objective whose term couples images across ranks scales its share to fit).
+  void average_over_ranks(step_losses& losses) {
+    const T inverse = T(1) / T(comm_->size());
+    const auto average = [&](auto flat) {
+      comm_->all_reduce_sum(flat.data(), flat.size());
+      flat = flat * inverse;
+    };
+    average(encoder_.flat_grads());
+    model_.for_each_store([&](auto& store) { average(store.flat_grads()); });
+    double values[step_losses::max_terms + 1];
+    const std::size_t n = losses.count;
+    for (std::size_t i = 0; i < n; ++i) values[i] = losses.terms[i].value;
+    values[n] = losses.total;
+    comm_->host_sum(values, n + 1);
+    for (std::size_t i = 0; i < n; ++i) losses.terms[i].value = values[i] / comm_->size();
+    losses.total = values[n] / comm_->size();
+  }
+
   // Copies the parameters of each store of `from` into the same store of `to`.
   template <class To, class From>
   static void copy_stores(To& to, From& from) {
@@ -156,6 +216,7 @@ class trainer {
   adamw<T, Device> optimizer_;
   tensor<T, patch_extents, Device> patches_;  // (B, N, L)
   tensor<T, image_extents, Device> images_;   // (B, C, S, S): a device trainer's only
+  communicator* comm_ = &one_process();
 };
 
 }  // namespace splitmask

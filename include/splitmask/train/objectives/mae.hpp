@@ -20,6 +20,7 @@
 #include <string>
 #include <type_traits>
 
+#include "splitmask/comm/communicator.hpp"
 #include "splitmask/model/decoder_config.hpp"
 #include "splitmask/model/masked_decoder.hpp"
 #include "splitmask/model/vit_encoder.hpp"
@@ -139,6 +140,8 @@ class mae_model {
 
   template <class Other>
   void copy_state_from(const Other&) {}
+  /// Nothing beyond the parameters to share with other ranks (trainer::distribute).
+  void distribute(communicator&) {}
 
   decoder_type& decoder() { return decoder_; }
   const mae_options& options() const { return options_; }

@@ -14,11 +14,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <ratio>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "splitmask/comm/communicator.hpp"
 #include "splitmask/model/decoder_config.hpp"
 #include "splitmask/model/masked_decoder.hpp"
 #include "splitmask/model/vit_encoder.hpp"
@@ -87,6 +89,7 @@ class splitmask_model
   splitmask_model(std::size_t batch, std::uint64_t seed, splitmask_options options,
                   tokenizer_type tokenizer)
       : targets_type(batch, seed, std::move(tokenizer)),
+        batch_(batch),
         options_(options),
         decoder_(seed),
         tokens_(batch),
@@ -128,11 +131,13 @@ class splitmask_model
     step_losses losses;
     losses.add("ce_a", "CE_A", branch_a_.forward(decoder_, e_a, a, b, ids));
     losses.add("ce_b", "CE_B", branch_b_.forward(decoder_, e_b, b, a, ids));
-    const double nce = infonce_forward(infonce_, branch_a_.pooled, branch_b_.pooled, options_.tau);
+    const double nce =
+        global_ ? global_infonce()
+                : infonce_forward(infonce_, branch_a_.pooled, branch_b_.pooled, options_.tau);
     losses.add("infonce", "InfoNCE", nce);
     losses.total = losses["ce_a"] + losses["ce_b"] + options_.lambda * nce;
 
-    infonce_backward(d_pooled_a_, d_pooled_b_, infonce_, options_.lambda);
+    if (!global_) infonce_backward(d_pooled_a_, d_pooled_b_, infonce_, options_.lambda);
     branch_a_.backward(decoder_, d_e_a_, d_pooled_a_, e_a, a, b);
     branch_b_.backward(decoder_, d_e_b_, d_pooled_b_, e_b, b, a);
     encoder.backward(encoder_a_, d_x_a_, d_e_a_);
@@ -157,6 +162,16 @@ class splitmask_model
 
   decoder_type& decoder() { return decoder_; }
   const splitmask_options& options() const { return options_; }
+
+  /// One of comm's data-parallel ranks (trainer::distribute): rank 0's tokenizer, and InfoNCE
+  /// over the global batch: every rank gathers all ranks' descriptors, computes the whole loss
+  /// and keeps the gradient of its own rows, so the loss is the same for any number of ranks.
+  void distribute(communicator& comm) {
+    targets_type::distribute(comm);
+    comm_ = &comm;
+    global_.reset();
+    if (comm.size() > 1) global_ = std::make_unique<global_descriptors>(batch_ * comm.size());
+  }
 
  private:
   template <class E>
@@ -190,6 +205,31 @@ class splitmask_model
     }
   };
 
+  // InfoNCE over all ranks' images (B·W rows): the rank's B rows of the gradient, scaled by W
+  // because the trainer averages gradients over the W ranks.
+  double global_infonce() {
+    const std::size_t rows = batch_ * Dd, first = std::size_t(comm_->rank()) * rows;
+    comm_->all_gather(branch_a_.pooled.data(), global_->pooled_a.data(), rows);
+    comm_->all_gather(branch_b_.pooled.data(), global_->pooled_b.data(), rows);
+    const double nce =
+        infonce_forward(global_->state, global_->pooled_a, global_->pooled_b, options_.tau);
+    infonce_backward(global_->d_a, global_->d_b, global_->state, options_.lambda * comm_->size());
+    using rows_view = tensor_view<T, extents<dynamic, Dd>, Device>;
+    copy(d_pooled_a_, rows_view(global_->d_a.data() + first, extents<dynamic, Dd>(batch_)));
+    copy(d_pooled_b_, rows_view(global_->d_b.data() + first, extents<dynamic, Dd>(batch_)));
+    return nce;
+  }
+
+  struct global_descriptors {
+    explicit global_descriptors(std::size_t rows)
+        : pooled_a(rows), pooled_b(rows), d_a(rows), d_b(rows) {}
+    device_tensor<extents<dynamic, Dd>> pooled_a, pooled_b, d_a, d_b;  // (B·W, Dd)
+    infonce_state<T, Dd, Device> state;
+  };
+
+  std::size_t batch_;
+  communicator* comm_ = nullptr;
+  std::unique_ptr<global_descriptors> global_;
   splitmask_options options_;
   decoder_type decoder_;
   device_tensor<extents<dynamic, N, D>> tokens_, d_tokens_;      // (B, N, D)

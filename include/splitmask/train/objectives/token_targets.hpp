@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "splitmask/comm/communicator.hpp"
 #include "splitmask/core/device.hpp"
 #include "splitmask/tensor/copy.hpp"
 #include "splitmask/tensor/tensor.hpp"
@@ -66,6 +67,19 @@ class token_targets {
   void set_tokenizer(const tokenizer_type& tokenizer) {
     tokenizer_ = tokenizer_type(tokenizer);
     device_tokenizer_ = device_tokenizer_type(tokenizer_);
+  }
+  /// One of comm's data-parallel ranks: takes rank 0's tokenizer (trainer::distribute).
+  void distribute(communicator& comm) {
+    typename tokenizer_type::vocabulary_type vocabulary;
+    copy(vocabulary, tokenizer_.vocabulary());
+    auto mean = tokenizer_.mean();
+    auto std_dev = tokenizer_.std_dev();
+    comm.host_broadcast(vocabulary.data(), vocabulary.size() * sizeof(float));
+    comm.host_broadcast(mean.data(), sizeof mean);
+    comm.host_broadcast(std_dev.data(), sizeof std_dev);
+    tokenizer_type tokenizer(mean, std_dev);
+    tokenizer.restore_vocabulary(vocabulary);
+    set_tokenizer(tokenizer);
   }
   /// The state that is neither a parameter nor AdamW's: the tokenizer, from another device's.
   template <class Other>
