@@ -747,6 +747,27 @@ TEST_CASE("batch_loader: the data must fit the config") {
                   std::invalid_argument);
 }
 
+TEST_CASE("batch_loader: rank r of W makes its share of each batch, bit for bit") {
+  const image_set set = random_set(40, 1, 28, 28);
+  const channel_stats stats = compute_channel_stats(set);
+  batch_loader<mnist_vit> whole(set, 8, stats, augmentation{}, 3, 2);
+  batch_loader<mnist_vit> second(set, 8, stats, augmentation{}, 3, 2, data_shard{1, 2});
+  for (int step = 0; step < 4; ++step) {
+    const auto& all = whole.next();
+    const auto& mine = second.next();
+    REQUIRE(mine.batch() == 4);
+    bool same = true;  // images 4..7 of the whole batch, augmented alike
+    for (std::size_t k = 0; k < 4 * 784; ++k) same &= mine.data()[k] == all.data()[4 * 784 + k];
+    CHECK(same);
+    CHECK(second.labels() ==
+          std::vector<std::int32_t>(whole.labels().begin() + 4, whole.labels().end()));
+  }
+  CHECK_THROWS_WITH_AS(batch_loader<mnist_vit>(set, 8, stats, augmentation{}, 3, 0, {0, 3}),
+                       "splitmask::batch_loader: the batch of 8 images cannot be shared by 3 "
+                       "ranks equally (rank 0)",
+                       std::invalid_argument);
+}
+
 TEST_CASE("batch_loader: an epoch visits every image once; labels follow the images") {
   const image_set set = random_set(50, 1, 28, 28);
   const channel_stats stats = compute_channel_stats(set);

@@ -38,7 +38,15 @@ namespace splitmask {
 /// therefore a pure function of (set, B, stats, augmentation, seed, g): a loader constructed with
 /// first_batch = g resumes a run exactly, whatever the threads and timing.
 ///
+/// Data-parallel runs: a loader given shard {r, W} makes rank r's share of every batch, its
+/// images [r·B/W, (r+1)·B/W), each exactly as the whole batch's loader makes it; B is the global
+/// batch, and W must divide it.
+///
 /// The set must outlive the loader and stay unchanged while it runs.
+struct data_shard {
+  std::size_t rank = 0, ranks = 1;
+};
+
 template <class Config, class T = float>
 class batch_loader {
  public:
@@ -56,16 +64,17 @@ class batch_loader {
   /// its source, its C x H x W and the config's), std::invalid_argument for batch 0, statistics
   /// not of C finite entries with std > 0, bad augmentation ranges, or an inconsistent set.
   batch_loader(const image_set& set, std::size_t batch, channel_stats stats, augmentation aug,
-               std::uint64_t seed, std::uint64_t first_batch = 0)
+               std::uint64_t seed, std::uint64_t first_batch = 0, data_shard shard = {})
       : set_(set),
         batch_(batch),
+        shard_(shard),
         stats_(std::move(stats)),
         aug_(aug),
         seed_(seed),
         next_(first_batch) {
     check();
     per_epoch_ = set_.size() / batch_;
-    for (slot& s : slots_) s.images = batch_type(batch_);
+    for (slot& s : slots_) s.images = batch_type(batch_ / shard_.ranks);
     worker_ = std::thread([this, first_batch] { run(first_batch); });
   }
 
@@ -126,6 +135,10 @@ class batch_loader {
   void check() const {
     const std::string name = "splitmask::batch_loader: ";
     if (batch_ == 0) throw std::invalid_argument(name + "the batch size must be at least 1");
+    if (shard_.ranks == 0 || shard_.rank >= shard_.ranks || batch_ % shard_.ranks != 0)
+      throw std::invalid_argument(name + "the batch of " + std::to_string(batch_) +
+                                  " images cannot be shared by " + std::to_string(shard_.ranks) +
+                                  " ranks equally (rank " + std::to_string(shard_.rank) + ")");
     if (set_.image_bytes() == 0 || set_.pixels.size() % set_.image_bytes() != 0 ||
         (!set_.labels.empty() && set_.labels.size() != set_.size()))
       throw std::invalid_argument(name + "inconsistent image_set " + set_.source + ": " +
@@ -212,19 +225,21 @@ class batch_loader {
   bool fill(slot& s, std::uint64_t g, const std::vector<std::size_t>& order) {
     const std::size_t first = static_cast<std::size_t>(g % per_epoch_) * batch_;
     const counter_rng rng(seed_, augmentation_stream);
+    const std::size_t share = batch_ / shard_.ranks, mine = shard_.rank * share;
     s.labels.clear();
-    for (std::size_t j = 0; j < batch_; ++j) {
+    for (std::size_t j = mine; j < mine + share; ++j) {
       if (stopping_.load(std::memory_order_relaxed)) return false;
       const std::size_t index = order[first + j];
-      augment_image(set_, index, stats_, aug_, rng, g * batch_ + j, s.images.data() + j * C * S * S,
-                    S);
+      augment_image(set_, index, stats_, aug_, rng, g * batch_ + j,
+                    s.images.data() + (j - mine) * C * S * S, S);
       if (!set_.labels.empty()) s.labels.push_back(set_.labels[index]);
     }
     return true;
   }
 
   const image_set& set_;
-  std::size_t batch_;          // B
+  std::size_t batch_;  // B
+  data_shard shard_;
   std::size_t per_epoch_ = 0;  // n / B
   channel_stats stats_;
   augmentation aug_;
