@@ -14,6 +14,7 @@ packages=(
   zlib1g-dev                     # gzipped IDX files (MNIST, Fashion-MNIST)
   nlohmann-json3-dev             # safetensors checkpoint headers, metrics
   libcli11-dev                   # command lines of the examples
+  libopenmpi-dev openmpi-bin     # data-parallel training between processes (splitmask::mpi)
   dataset-fashion-mnist          # the example pretrainer's default data
 )
 

@@ -5,6 +5,7 @@
 //   splitmask-pretrain --preset s4-32 --data cifar-10-batches-bin --epochs 100 --out runs/c10
 //   splitmask-pretrain --resume runs/c10/checkpoint.safetensors
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,9 @@
 #include "../common/threads.hpp"
 #include "objectives.hpp"
 #include "runs.hpp"
+#if defined(SPLITMASK_PRETRAIN_MPI)
+#include <splitmask/comm/mpi_communicator.hpp>
+#endif
 
 namespace ex = splitmask::examples;
 
@@ -195,11 +199,21 @@ splitmask::image_set load_data(const ex::pretrain_settings& s, const ex::preset_
   return set;
 }
 
+// Threads when --threads is not given: the cores shared by this machine's processes of the run.
+int default_threads(splitmask::communicator& comm) {
+#if defined(SPLITMASK_PRETRAIN_MPI)
+  if (auto* mpi = dynamic_cast<splitmask::mpi_communicator*>(&comm))
+    return std::max(1, ex::threads_in_use() / mpi->ranks_on_this_node());
+#endif
+  (void)comm;
+  return 0;  // OpenMP's default: every core
+}
+
 // Set up (products, resumed settings, output folder, data), then the run on its device.
 int run(const CLI::App& app, invocation& in) {
   auto& s = in.s;
   auto& control = in.control;
-  ex::set_threads(in.threads);
+  ex::set_threads(in.threads > 0 ? in.threads : default_threads(*control.comm));
   choose_products(app, in);
   if (!control.resume.empty()) {
     s = resumed_settings(control.resume, app, s);
@@ -208,7 +222,8 @@ int run(const CLI::App& app, invocation& in) {
     if (control.out.empty()) control.out = ".";
   }
   const auto& preset = ex::find_preset(s.preset);
-  prepare_out(control.out, !control.resume.empty(), in.overwrite);
+  if (control.comm->rank() == 0) prepare_out(control.out, !control.resume.empty(), in.overwrite);
+  control.comm->barrier();
   s.data = std::filesystem::absolute(s.data).lexically_normal().string();  // for --resume
   const auto set = load_data(s, preset);
   std::signal(SIGINT, on_signal);
@@ -248,10 +263,18 @@ int main(int argc, char** argv) {
       std::printf("%-10s %zux%zux%zu  %s\n", p.name, p.image_size, p.image_size, p.channels, p.use);
     return 0;
   }
+#if defined(SPLITMASK_PRETRAIN_MPI)
+  splitmask::mpi_session mpi(argc, argv);  // one process without mpirun
+  splitmask::mpi_communicator world;
+  in.control.comm = &world;
+#endif
   try {
     return run(app, in);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+#if defined(SPLITMASK_PRETRAIN_MPI)
+    if (world.size() > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // the other ranks would wait forever
+#endif
     return 1;
   }
 }

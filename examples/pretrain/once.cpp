@@ -50,7 +50,7 @@ run_plan plan_run(const pretrain_settings& s, const image_set& set) {
 
 run_log::run_log(const std::string& out, nlohmann::json metadata, const pretrain_settings& s,
                  const image_set& set, std::uint64_t per_epoch, std::uint64_t total,
-                 std::uint64_t first)
+                 std::uint64_t first, bool speaks)
     : checkpoint_(out + "/checkpoint.safetensors"),
       curve_(out + "/loss.svg"),
       metadata_(std::move(metadata)),
@@ -59,10 +59,12 @@ run_log::run_log(const std::string& out, nlohmann::json metadata, const pretrain
       per_epoch_(per_epoch),
       total_(total),
       first_(first),
-      metrics_(out + "/metrics.jsonl", first),
+      speaks_(speaks),
+      metrics_(speaks ? std::make_unique<metrics_log>(out + "/metrics.jsonl", first) : nullptr),
       progress_(first, total, std::max<std::uint64_t>(1, total / 50)) {}
 
 void run_log::announce(const pretrain_options& o, const std::string& resumed_from) const {
+  if (!speaks_) return;
   const auto& s = settings_;
   std::fprintf(stderr,
                "%s: %s on %zu images (%zux%zux%zu) from %s, batch %zu, %llu steps (%.2f "
@@ -75,6 +77,7 @@ void run_log::announce(const pretrain_options& o, const std::string& resumed_fro
 }
 
 int run_log::already_complete() const {
+  if (!speaks_) return 0;
   std::fprintf(stderr, "the run is already complete (%llu of %llu steps)\n", ull(first_),
                ull(total_));
   return 0;
@@ -82,6 +85,7 @@ int run_log::already_complete() const {
 
 void run_log::record(std::uint64_t step, const step_losses& losses,
                      std::chrono::steady_clock::time_point start) {
+  if (!speaks_) return;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   seconds_per_step_ = step == first_ + 1 ? dt : 0.9 * seconds_per_step_ + 0.1 * dt;
   const double speed = double(settings_.batch) / seconds_per_step_;
@@ -99,11 +103,12 @@ void run_log::record(std::uint64_t step, const step_losses& losses,
   r["lr"] = losses.lr;
   r["images_per_s"] = speed;
   r["elapsed_s"] = progress_.elapsed();
-  metrics_.append(r);
+  metrics_->append(r);
   progress_.update(step, text, speed);
 }
 
 int run_log::failed(const non_finite_loss& e) {
+  if (!speaks_) return 3;
   progress_.interrupt();
   write_curve();
   std::fprintf(stderr, "error: %s\n", e.what());
@@ -116,6 +121,7 @@ int run_log::failed(const non_finite_loss& e) {
 }
 
 int run_log::interrupted(std::uint64_t step) {
+  if (!speaks_) return 130;
   progress_.interrupt();
   std::fprintf(stderr, "interrupted after step %llu; saved %s; continue with --resume %s\n",
                ull(step), checkpoint_.c_str(), checkpoint_.c_str());
@@ -123,15 +129,16 @@ int run_log::interrupted(std::uint64_t step) {
 }
 
 int run_log::done(std::uint64_t steps) const {
+  if (!speaks_) return 0;
   std::fprintf(stderr, "done: %llu steps in %s; checkpoint %s, metrics %s, loss curve %s\n",
                ull(steps), format_duration(progress_.elapsed()).c_str(), checkpoint_.c_str(),
-               metrics_.path().c_str(), curve_.c_str());
+               metrics_->path().c_str(), curve_.c_str());
   return 0;
 }
 
 void run_log::write_curve() const {
-  if (series_.empty()) return;
-  write_loss_curve_svg(curve_, metrics_.records(), series_,
+  if (!speaks_ || series_.empty()) return;
+  write_loss_curve_svg(curve_, metrics_->records(), series_,
                        settings_.preset + " · " + settings_.objective + " · batch " +
                            std::to_string(settings_.batch));
 }

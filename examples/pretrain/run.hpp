@@ -45,6 +45,18 @@ struct run_plan {
   nlohmann::json metadata;
 };
 
+/// Each rank's share of the global batch of `batch` images; throws std::invalid_argument when
+/// the processes cannot share it equally.
+inline std::size_t rank_batch(std::size_t batch, const communicator& comm) {
+  const std::size_t ranks = std::size_t(comm.size());
+  if (batch % ranks != 0)
+    throw std::invalid_argument("--batch " + std::to_string(batch) +
+                                " is the batch of all processes together: it must be a multiple "
+                                "of their number, " +
+                                std::to_string(ranks));
+  return batch / ranks;
+}
+
 /// The plan of the run `s` on `set`: --epochs times the batches of an epoch when given, else
 /// --steps; the recipe's learning rate 1.5e-3 · B / 256 unless --lr; warm-up 5% unless --warmup.
 /// (Compiled once, in once.cpp.)
@@ -92,16 +104,16 @@ constexpr bool needs_tokenizer =
 // A new trainer for the plan: the objective's default options, and a tokenizer built from the
 // data for an objective that has one.
 template <class Trainer>
-std::unique_ptr<Trainer> new_trainer(const pretrain_settings& s, const image_set& set,
-                                     const run_plan& plan) {
+std::unique_ptr<Trainer> new_trainer(const pretrain_settings& s, std::size_t batch,
+                                     const image_set& set, const run_plan& plan) {
   if constexpr (needs_tokenizer<Trainer>) {
     constexpr std::size_t K = Trainer::objective_type::vocabulary;
     using Config = typename Trainer::config_type;
-    return std::make_unique<Trainer>(s.batch, plan.options,
+    return std::make_unique<Trainer>(batch, plan.options,
                                      typename Trainer::objective_type::options{},
                                      build_tokenizer<Config, K>(set, plan.stats, s));
   } else {
-    return std::make_unique<Trainer>(s.batch, plan.options);
+    return std::make_unique<Trainer>(batch, plan.options);
   }
 }
 
@@ -186,25 +198,32 @@ std::unique_ptr<Trainer> resumed_trainer(const std::string& path, std::size_t ba
 /// loss, 130 interrupted.
 template <class Trainer>
 int train(const pretrain_settings& s, const image_set& set, const run_control& control) {
+  communicator& comm = *control.comm;
   const run_plan plan = plan_run(s, set);
+  const std::size_t batch = rank_batch(s.batch, comm);
   auto trainer = control.resume.empty()
-                     ? detail::new_trainer<Trainer>(s, set, plan)
-                     : detail::resumed_trainer<Trainer>(control.resume, s.batch, set, plan);
+                     ? detail::new_trainer<Trainer>(s, batch, set, plan)
+                     : detail::resumed_trainer<Trainer>(control.resume, batch, set, plan);
+  trainer->distribute(comm);  // rank 0's parameters, AdamW state and tokenizer for all
   auto checkpoints = detail::access(*trainer, nullptr, "");
   const std::uint64_t first = trainer->steps(), total = plan.total;
-  run_log log(control.out, plan.metadata, s, set, plan.per_epoch, total, first);
+  run_log log(control.out, plan.metadata, s, set, plan.per_epoch, total, first, comm.rank() == 0);
   log.announce(trainer->options(), control.resume);
   if (first >= total) return log.already_complete();
   log.saved_as(control.resume, first);  // the last good checkpoint, until this run saves one
-  auto save = [&] {
-    log.save([&](const std::string& path,
-                 const nlohmann::json& run) { save_checkpoint(path, checkpoints.saved(), run); },
-             trainer->steps());
+  auto save = [&] {                     // rank 0 writes; the others wait until the file is whole
+    log.save(
+        [&](const std::string& path, const nlohmann::json& run) {
+          if (comm.rank() == 0) save_checkpoint(path, checkpoints.saved(), run);
+        },
+        trainer->steps());
+    comm.barrier();
   };
   const std::uint64_t save_every =
       control.save_every > 0 ? control.save_every : std::max<std::uint64_t>(1, total / 10);
-  batch_loader<typename Trainer::config_type> loader(set, s.batch, plan.stats, plan.augment, s.seed,
-                                                     first);
+  batch_loader<typename Trainer::config_type> loader(
+      set, s.batch, plan.stats, plan.augment, s.seed, first,
+      data_shard{std::size_t(comm.rank()), std::size_t(comm.size())});
   for (std::uint64_t step = first; step < total; ++step) {
     const auto& images = loader.next();
     const auto start = std::chrono::steady_clock::now();
@@ -215,7 +234,7 @@ int train(const pretrain_settings& s, const image_set& set, const run_control& c
       return log.failed(e);
     }
     log.record(step + 1, losses, start);
-    if (stop_requested && step + 1 < total) {
+    if (comm.any(stop_requested) && step + 1 < total) {  // every rank stops at this step
       save();
       return log.interrupted(step + 1);
     }

@@ -6,6 +6,10 @@
 #include <splitmask/cuda.hpp>
 #include <stdexcept>
 #include <string>
+#if defined(SPLITMASK_PRETRAIN_NCCL)
+#include <memory>
+#include <splitmask/comm/nccl_communicator.cuh>
+#endif
 
 #include "run.hpp"
 
@@ -27,11 +31,27 @@ int run_on_cuda(const pretrain_settings& s, const image_set& set, const run_cont
       control.precision == "bf16"   ? backend::cuda::matmul_precision::bf16
       : control.precision == "tf32" ? backend::cuda::matmul_precision::tf32
                                     : backend::cuda::matmul_precision::fp32);
+  // Several processes: one GPU each (rank r on device r mod the GPUs), NCCL between them.
+  run_control on_gpus = control;
+#if defined(SPLITMASK_PRETRAIN_NCCL)
+  std::unique_ptr<nccl_communicator> nccl;
+  if (control.comm->size() > 1) {
+    int gpus = 0;
+    SPLITMASK_CUDA_CHECK(cudaGetDeviceCount(&gpus));
+    SPLITMASK_CUDA_CHECK(cudaSetDevice(control.comm->rank() % gpus));
+    nccl = std::make_unique<nccl_communicator>(*control.comm);
+    on_gpus.comm = nccl.get();
+  }
+#else
+  if (control.comm->size() > 1)
+    throw std::invalid_argument("--device cuda with " + control.comm->description() +
+                                ": this splitmask-pretrain was built without NCCL");
+#endif
   return with_preset<presets>(s.preset, [&](auto p) {
     using P = typename decltype(p)::type;
     return with_objective<P>(s.objective, [&](auto objective) {
       return train<trainer<decltype(objective), typename P::encoder, float, device::cuda>>(s, set,
-                                                                                           control);
+                                                                                           on_gpus);
     });
   });
 }

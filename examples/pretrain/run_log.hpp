@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <splitmask/data/image_set.hpp>
 #include <splitmask/train/pretrain_step.hpp>
@@ -21,9 +22,11 @@ namespace splitmask::examples {
 
 class run_log {
  public:
-  /// The log of a run of `total` steps (per_epoch per epoch) that has done `first`.
+  /// The log of a run of `total` steps (per_epoch per epoch) that has done `first`. Of a run's
+  /// processes, only the one that `speaks` (rank 0) prints and writes metrics and the curve.
   run_log(const std::string& out, nlohmann::json metadata, const pretrain_settings& s,
-          const image_set& set, std::uint64_t per_epoch, std::uint64_t total, std::uint64_t first);
+          const image_set& set, std::uint64_t per_epoch, std::uint64_t total, std::uint64_t first,
+          bool speaks = true);
 
   /// The opening line: preset, objective, data, length and options.
   void announce(const pretrain_options& o, const std::string& resumed_from) const;
@@ -50,10 +53,11 @@ class run_log {
   int interrupted(std::uint64_t step);
   template <class Save>
   int stopped_after(std::uint64_t steps, std::uint64_t step, Save&& save) {
-    progress_.interrupt();
+    if (speaks_) progress_.interrupt();
     if (saved_step_ != step) save();
-    std::fprintf(stderr, "stopped after %llu steps (--stop-after); continue with --resume %s\n",
-                 static_cast<unsigned long long>(steps), checkpoint_.c_str());
+    if (speaks_)
+      std::fprintf(stderr, "stopped after %llu steps (--stop-after); continue with --resume %s\n",
+                   static_cast<unsigned long long>(steps), checkpoint_.c_str());
     return 0;
   }
   int done(std::uint64_t steps) const;
@@ -66,7 +70,8 @@ class run_log {
   const pretrain_settings& settings_;
   const image_set& set_;
   std::uint64_t per_epoch_, total_, first_;
-  metrics_log metrics_;
+  bool speaks_;
+  std::unique_ptr<metrics_log> metrics_;  // the speaker's only
   progress_bar progress_;
   std::vector<std::string> series_;
   std::string saved_path_;

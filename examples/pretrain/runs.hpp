@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <splitmask/comm/communicator.hpp>
 #include <splitmask/data/image_set.hpp>
 #include <string>
 
@@ -23,6 +24,7 @@ struct run_control {
   std::uint64_t stop_after = 0;    // end (with a checkpoint) after this many steps; 0: to the end
   std::string device = "cpu";      // cpu or cuda
   std::string precision = "fp32";  // of the GPU's products: fp32, tf32 or bf16
+  communicator* comm = &one_process();  // the run's processes (mpirun -np N): --batch is theirs
 };
 
 /// Runs (or continues, from control.resume) the pre-training `s` describes on `set`, on the CPU,
