@@ -87,4 +87,44 @@ TEST_CASE("trainer::distribute over one process changes nothing, bit for bit") {
   CHECK(same);
 }
 
+// Two host ranks whose rank 0 holds other parameters: its broadcast checksum differs.
+struct drifted_pair final : communicator {
+  int rank() const override { return 1; }
+  int size() const override { return 2; }
+  bool on_device() const override { return false; }
+  std::string description() const override { return "a test pair"; }
+  void barrier() override {}
+  bool any(bool flag) override { return flag; }
+  void host_sum(double* values, std::size_t count) override {
+    for (std::size_t i = 0; i < count; ++i) values[i] *= 2;  // the other rank's are the same
+  }
+  void host_broadcast(void* bytes, std::size_t size, int) override {
+    if (size == sizeof(double) && broadcasts_done++ > 0) *static_cast<double*>(bytes) += 1;
+  }
+  int broadcasts_done = 0;
+
+ protected:
+  void all_reduce_sum_raw(void* data, std::size_t count, element_kind kind) override {
+    REQUIRE(kind == element_kind::f32);
+    auto* x = static_cast<float*>(data);
+    for (std::size_t i = 0; i < count; ++i) x[i] *= 2;
+  }
+  void all_gather_raw(const void*, void*, std::size_t, element_kind) override {}
+  void broadcast_raw(void*, std::size_t, element_kind, int) override {}
+};
+
+TEST_CASE("trainer: ranks whose parameters drift apart all stop, naming the step") {
+  pretrain_options options;
+  options.lr = 1e-3;
+  trainer<nano_mae, nano> t(2, options);
+  drifted_pair pair;
+  t.distribute(pair);
+  t.check_ranks_every(2);
+  tensor<float, extents<dynamic, 1, 28, 28>> images(2);
+  images = uniform(counter_rng(4), images.extents(), -1.0f, 1.0f);
+  t.step(images);  // step 1: not checked
+  CHECK_THROWS_WITH_AS(t.step(images),
+                       doctest::Contains("the ranks' parameters differ after step 2"), comm_error);
+}
+
 }  // namespace

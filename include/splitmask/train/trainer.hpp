@@ -36,6 +36,22 @@
 
 namespace splitmask {
 
+namespace detail {
+// Σ x_i · (1 + i mod 1024) in double, on the host (a device's parameters are copied there):
+// equal on two ranks exactly when they hold the same bits, as far as a checksum can tell, and
+// sensitive to values that trade places.
+template <class View>
+double parameter_checksum(const View& flat) {
+  using T = std::remove_const_t<typename View::element_type>;
+  tensor<T, extents<dynamic>> host(flat.size());
+  copy(host, flat);
+  double sum = 0;
+  for (std::size_t i = 0; i < host.size(); ++i)
+    sum += double(host.data()[i]) * double(1 + i % 1024);
+  return sum;
+}
+}  // namespace detail
+
 template <class Objective, class Encoder, class T = float, class Device = device::cpu>
 class trainer {
   static constexpr bool on_host = std::is_same_v<Device, device::cpu>;
@@ -94,6 +110,8 @@ class trainer {
   step_losses step_with(const Patches& patches) {
     step_losses losses = compute_gradients(patches);
     detail::apply_update(optimizer_, options_, losses);
+    if (comm_->size() > 1 && check_every_ > 0 && optimizer_.steps() % check_every_ == 0)
+      check_ranks_agree();
     return losses;
   }
 
@@ -128,6 +146,10 @@ class trainer {
     for_each_flat([&](auto flat) { comm.broadcast(flat.data(), flat.size()); });
     model_.distribute(comm);
   }
+  /// Every `steps` steps (100 by default; 0: never) the ranks compare a checksum of their
+  /// parameters, and all stop with comm_error if they differ: every rank applies the same
+  /// averaged update, so only a fault makes them drift apart.
+  void check_ranks_every(std::uint64_t steps) { check_every_ = steps; }
   communicator& comm() const { return *comm_; }
   int rank() const { return comm_->rank(); }
   /// Images per step over all ranks.
@@ -195,6 +217,21 @@ class trainer {
     losses.total = values[n] / comm_->size();
   }
 
+  // Throws comm_error on every rank when any rank's parameters differ from rank 0's.
+  void check_ranks_agree() {
+    double sum = 0;
+    const auto add = [&](auto flat) { sum += detail::parameter_checksum(flat); };
+    add(encoder_.flat_params());
+    model_.for_each_store([&](auto& store) { add(store.flat_params()); });
+    double rank0 = sum;
+    comm_->host_broadcast(&rank0, sizeof rank0);
+    if (comm_->any(rank0 != sum))
+      throw comm_error("splitmask::trainer: the ranks' parameters differ after step " +
+                       std::to_string(optimizer_.steps()) + " (rank " + std::to_string(rank()) +
+                       "'s checksum " + std::to_string(sum) + ", rank 0's " +
+                       std::to_string(rank0) + "): a rank computed another update; stopping");
+  }
+
   // Copies the parameters of each store of `from` into the same store of `to`.
   template <class To, class From>
   static void copy_stores(To& to, From& from) {
@@ -217,6 +254,7 @@ class trainer {
   tensor<T, patch_extents, Device> patches_;  // (B, N, L)
   tensor<T, image_extents, Device> images_;   // (B, C, S, S): a device trainer's only
   communicator* comm_ = &one_process();
+  std::uint64_t check_every_ = 100;
 };
 
 }  // namespace splitmask
