@@ -21,6 +21,10 @@
 //   step_flops(batch)             matrix-product FLOPs of a step, the encoder's included
 //   copy_state_from(other)        what is neither a parameter nor AdamW's (the tokenizer), from
 //                                 the model of another device
+//   distribute(comm)              one of comm's data-parallel ranks: take rank 0's state beyond
+//                                 the parameters (the tokenizer); a term that couples images
+//                                 across ranks (InfoNCE) gathers them and scales its share of
+//                                 the gradient by comm.size(), since the trainer averages
 // Adding an objective: its header(s) in train/objectives/, its tests, and one line in the
 // pretrainer's list (examples/pretrain/objectives.hpp).
 #pragma once
