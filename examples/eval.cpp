@@ -27,6 +27,7 @@
 #include <splitmask/io/checkpoint.hpp>
 #include "common/presets.hpp"
 #include "common/progress.hpp"
+#include "common/first_images.hpp"
 #include "common/gemm_option.hpp"
 #include "common/threads.hpp"
 #include "common/training_log.hpp"
@@ -57,14 +58,6 @@ struct request {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-// The first `limit` images of a set (all for 0), for short runs.
-splitmask::image_set first_images(splitmask::image_set set, std::size_t limit) {
-  if (limit == 0 || limit >= set.size()) return set;
-  std::vector<std::size_t> index(limit);
-  for (std::size_t i = 0; i < limit; ++i) index[i] = i;
-  return splitmask::subset(set, index);
 }
 
 // The normalised pixels of every image, one row each: the raw-pixel baseline's features.
@@ -227,9 +220,9 @@ struct dataset {
 dataset load(const request& r, std::size_t size, std::size_t channels) {
   dataset d;
   const auto format = splitmask::parse_data_format(r.format);
-  d.train = first_images(splitmask::load_image_set(r.data, "train", format, size, channels),
+  d.train = ex::first_images(splitmask::load_image_set(r.data, "train", format, size, channels),
                          r.train_limit);
-  d.test = first_images(splitmask::load_image_set(r.data, "test", format, size, channels),
+  d.test = ex::first_images(splitmask::load_image_set(r.data, "test", format, size, channels),
                         r.test_limit);
   for (const auto* set : {&d.train, &d.test})
     if (set->labels.empty())

@@ -16,6 +16,7 @@
 #include <splitmask/io/checkpoint.hpp>
 #include <string>
 
+#include "../common/first_images.hpp"
 #include "../common/gemm_option.hpp"
 #include "../common/presets.hpp"
 #include "../common/threads.hpp"
@@ -135,6 +136,9 @@ void add_run_options(CLI::App& app, ex::pretrain_settings& s) {
                  "Images the tokenizer's vocabulary is drawn from")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--train-limit", s.train_limit,
+                 "Pre-train on the first N training images only (0: all)")
+      ->capture_default_str();
   app.add_option("--kmeans-iterations", s.kmeans_iterations,
                  "Spherical k-means iterations refining the vocabulary")
       ->capture_default_str();
@@ -186,8 +190,10 @@ void choose_products(const CLI::App& app, invocation& in) {
 
 // The training images, checked against the preset's size.
 splitmask::image_set load_data(const ex::pretrain_settings& s, const ex::preset_info& preset) {
-  auto set = splitmask::load_image_set(s.data, "train", splitmask::parse_data_format(s.format),
-                                       preset.image_size, preset.channels);
+  auto set = ex::first_images(
+      splitmask::load_image_set(s.data, "train", splitmask::parse_data_format(s.format),
+                                preset.image_size, preset.channels),
+      s.train_limit);
   if (set.channels != preset.channels || set.height != preset.image_size ||
       set.width != preset.image_size)
     throw splitmask::file_error(

@@ -25,6 +25,7 @@ struct pretrain_settings {
   std::uint64_t seed = 0;
   std::size_t vocabulary_images = 10000;  // images the tokenizer's vocabulary is drawn from
   std::size_t kmeans_iterations = 10;
+  std::size_t train_limit = 0;  // only the first N training images (0: all)
 };
 
 inline nlohmann::json to_json(const pretrain_settings& s) {
@@ -35,7 +36,8 @@ inline nlohmann::json to_json(const pretrain_settings& s) {
           {"warmup", s.warmup},       {"min_scale", s.min_scale},
           {"flip", s.flip},           {"seed", s.seed},
           {"vocabulary_images", s.vocabulary_images},
-          {"kmeans_iterations", s.kmeans_iterations}};
+          {"kmeans_iterations", s.kmeans_iterations},
+          {"train_limit", s.train_limit}};
 }
 
 /// Throws nlohmann::json::exception when a field is missing or of the wrong kind.
@@ -55,6 +57,7 @@ inline pretrain_settings settings_from_json(const nlohmann::json& j) {
   s.seed = j.at("seed").get<std::uint64_t>();
   s.vocabulary_images = j.at("vocabulary_images").get<std::size_t>();
   s.kmeans_iterations = j.at("kmeans_iterations").get<std::size_t>();
+  s.train_limit = j.value("train_limit", std::size_t{0});  // absent before it existed: all
   return s;
 }
 
