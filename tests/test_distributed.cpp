@@ -1,6 +1,7 @@
 // Data-parallel training over MPI: run by ctest as `mpirun -np 2 test_distributed`. For each
 // objective, 3 steps of W ranks with batch 4 each must give the parameters, AdamW moments and
-// losses of one process with batch 4·W (every rank also trains that process's trainer, alone).
+// losses of one process with batch 4·W (every rank also trains that process's trainer, alone),
+// and, summed in rank order, the very bits of W ranks as threads of one process.
 #include <mpi.h>
 
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -9,10 +10,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <ratio>
 #include <string>
+#include <vector>
 
 #include "splitmask/comm/mpi_communicator.hpp"
+#include "splitmask/comm/thread_group.hpp"
 #include "splitmask/core/rng.hpp"
 #include "splitmask/model/decoder_config.hpp"
 #include "splitmask/tensor/copy.hpp"
@@ -22,10 +27,16 @@
 #include "splitmask/train/objectives/mae.hpp"
 #include "splitmask/train/objectives/splitmask.hpp"
 #include "splitmask/train/trainer.hpp"
+#include "support/compare.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace {
 
 using namespace splitmask;
+using splitmask::testing::relative_difference;
 
 // nano-28: 16 patches of 7 x 7, width 32, 2 blocks, 2 heads; the decoders 1 block of 32.
 using nano = vit_config<28, 1, 7, 32, 2, 2>;
@@ -33,17 +44,6 @@ using images_type = tensor<float, extents<dynamic, 1, 28, 28>>;
 constexpr std::size_t K = 64, local_batch = 4;
 
 communicator* world = nullptr;
-
-// The largest |a - b| over the largest |b|: 0 for equal buffers.
-template <class V>
-double relative_difference(const V& a, const V& b) {
-  double diff = 0, scale = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::abs(double(a.data()[i]) - double(b.data()[i])));
-    scale = std::max(scale, std::abs(double(b.data()[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 template <class Objective, class... Args>
 void check_matches_one_process(const images_type& all, const Args&... args) {
@@ -83,6 +83,63 @@ void check_matches_one_process(const images_type& all, const Args&... args) {
               relative_difference(mine.encoder().flat_params(), one.encoder().flat_params()));
 }
 
+template <class A, class B>
+bool same_bits(const A& a, const B& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(*a.data())) == 0;
+}
+
+// Summed in rank order, this MPI rank's 3 steps against the same rank of a thread_group of W
+// threads in this process: the same losses, gradient norms, parameters and AdamW moments, bit
+// for bit (every rank computes with 1 OpenMP thread, as ctest's OMP_NUM_THREADS=1 sets).
+template <class Objective, class... Args>
+void check_bits_match_thread_ranks(const images_type& all, const Args&... args) {
+  const int rank = world->rank(), ranks = world->size();
+  mpi_communicator exact(MPI_COMM_WORLD, summation::rank_order);
+  pretrain_options options;
+  options.lr = 1e-3;
+  options.warmup_steps = 1;
+  options.total_steps = 3;
+  options.seed = 6;
+  using trainer_type = trainer<Objective, nano>;
+  const std::size_t share = local_batch * 28 * 28;
+  std::vector<std::unique_ptr<trainer_type>> threads;
+  std::vector<images_type> shares;
+  for (int r = 0; r < ranks; ++r) {
+    threads.push_back(std::make_unique<trainer_type>(local_batch, options,
+                                                     typename Objective::options{}, args...));
+    shares.emplace_back(local_batch);
+    std::memcpy(shares.back().data(), all.data() + std::size_t(r) * share, share * sizeof(float));
+  }
+  trainer_type mine(local_batch, options, typename Objective::options{}, args...);
+  mine.distribute(exact);
+  thread_group group(ranks);
+  std::vector<step_losses> thread_losses(static_cast<std::size_t>(ranks));
+  for (int step = 0; step < 3; ++step) {
+    CAPTURE(step);
+    const step_losses got = mine.step(shares[std::size_t(rank)]);
+    group.run([&](communicator& comm) {
+#if defined(_OPENMP)
+      omp_set_num_threads(1);
+#endif
+      const auto r = std::size_t(comm.rank());
+      if (step == 0) threads[r]->distribute(comm);
+      thread_losses[r] = threads[r]->step(shares[r]);
+    });
+    const step_losses& expected = thread_losses[std::size_t(rank)];
+    CHECK(got.total == expected.total);
+    CHECK(got.grad_norm == expected.grad_norm);
+  }
+  auto& twin = *threads[std::size_t(rank)];
+  CHECK(same_bits(mine.encoder().flat_params(), twin.encoder().flat_params()));
+  CHECK(same_bits(mine.optimizer().first_moment(), twin.optimizer().first_moment()));
+  CHECK(same_bits(mine.optimizer().second_moment(), twin.optimizer().second_moment()));
+  std::printf("rank %d of %d, %s, summed in rank order: %s the bits of ranks as threads\n", rank,
+              ranks, Objective::name,
+              same_bits(mine.optimizer().second_moment(), twin.optimizer().second_moment())
+                  ? "all"
+                  : "NOT");
+}
+
 images_type batch_of_all_ranks() {
   images_type all(local_batch * std::size_t(world->size()));
   all = uniform(counter_rng(11), all.extents(), -1.0f, 1.0f);
@@ -108,6 +165,15 @@ TEST_CASE("distributed: BEiT over W ranks equals one process with the whole batc
 TEST_CASE("distributed: MAE over W ranks equals one process with the whole batch") {
   check_matches_one_process<mae_objective<std::ratio<3, 4>, decoder_config<32, 1, 2>>>(
       batch_of_all_ranks());
+}
+
+TEST_CASE("distributed, bit for bit: MPI summed in rank order gives the bits of thread ranks") {
+  const auto all = batch_of_all_ranks();
+  const auto tokenizer = tokenizer_of(all);
+  check_bits_match_thread_ranks<splitmask_objective<K, std::ratio<1, 2>, decoder_config<32, 1, 2>>>(
+      all, tokenizer);
+  check_bits_match_thread_ranks<beit_objective<K>>(all, tokenizer);
+  check_bits_match_thread_ranks<mae_objective<std::ratio<3, 4>, decoder_config<32, 1, 2>>>(all);
 }
 
 TEST_CASE("distributed: a rank's own parameters are replaced by rank 0's") {

@@ -206,13 +206,9 @@ splitmask::image_set load_data(const ex::pretrain_settings& s, const ex::preset_
 }
 
 // Threads when --threads is not given: the cores shared by this machine's processes of the run.
-int default_threads(splitmask::communicator& comm) {
-#if defined(SPLITMASK_PRETRAIN_MPI)
-  if (auto* mpi = dynamic_cast<splitmask::mpi_communicator*>(&comm))
-    return std::max(1, ex::threads_in_use() / mpi->ranks_on_this_node());
-#endif
-  (void)comm;
-  return 0;  // OpenMP's default: every core
+int default_threads(const splitmask::communicator& comm) {
+  return comm.size() > 1 ? std::max(1, ex::threads_in_use() / comm.ranks_on_this_node())
+                         : 0;  // OpenMP's default: every core
 }
 
 // Set up (products, resumed settings, output folder, data), then the run on its device.

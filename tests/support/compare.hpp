@@ -61,6 +61,18 @@ comparison compare(const std::vector<T>& got, const std::vector<double>& ref, do
   return compare(got.data(), ref.data(), ref.size(), atol, rtol);
 }
 
+/// The largest |a - b| over the largest |b|, for two buffers of the same size (.data(), .size()):
+/// 0 for equal buffers. How far two runs that should agree have drifted, as one number.
+template <class A, class B>
+double relative_difference(const A& a, const B& b) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::fmax(diff, std::abs(double(a.data()[i]) - double(b.data()[i])));
+    scale = std::fmax(scale, std::abs(double(b.data()[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
 /// Default tolerances for results computed in T against a double reference.
 template <class T>
 struct tolerance {

@@ -29,6 +29,14 @@ struct comm_error : std::runtime_error {
 /// The element types collectives move.
 enum class element_kind { f32, f64, i32, u64, u8 };
 
+/// How all_reduce_sum adds the ranks' values. Either way every rank ends with the same bits.
+/// - engine: in the order the engine's algorithm picks (Open MPI's depends on the rank count
+///   and the message size); the fastest.
+/// - rank_order: ((x_0 + x_1) + x_2) + ... for every element, whatever the engine: two engines,
+///   or two algorithms of one engine, then give the same bits. Costs an all-gather (W times the
+///   memory and bytes of a sum); for reproducibility checks, not for speed.
+enum class summation { engine, rank_order };
+
 namespace detail {
 template <class T>
 constexpr element_kind element_kind_of() {
@@ -58,6 +66,39 @@ inline std::size_t element_size(element_kind kind) {
   return 1;
 }
 
+namespace detail {
+template <class T>
+void add_in_rank_order(T* sum, const void* const* ranks, int size, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    T s = static_cast<const T*>(ranks[0])[i];
+    for (int r = 1; r < size; ++r) s = static_cast<T>(s + static_cast<const T*>(ranks[r])[i]);
+    sum[i] = s;
+  }
+}
+
+/// sum[i] = ((ranks[0][i] + ranks[1][i]) + ranks[2][i]) + ...: summation::rank_order. `sum`
+/// may be one of the ranks' buffers: element i is read before it is written.
+inline void add_in_rank_order(void* sum, const void* const* ranks, int size, std::size_t count,
+                              element_kind kind) {
+  const auto as = [&](auto zero) {
+    using T = decltype(zero);
+    add_in_rank_order(static_cast<T*>(sum), ranks, size, count);
+  };
+  switch (kind) {
+    case element_kind::f32:
+      return as(0.0f);
+    case element_kind::f64:
+      return as(0.0);
+    case element_kind::i32:
+      return as(std::int32_t{0});
+    case element_kind::u64:
+      return as(std::uint64_t{0});
+    case element_kind::u8:
+      return as(std::uint8_t{0});
+  }
+}
+}  // namespace detail
+
 /// The processes of a data-parallel run. Virtual, so that a trainer takes any engine without
 /// being compiled once per engine; a collective costs far more than the call.
 class communicator {
@@ -70,6 +111,8 @@ class communicator {
   virtual bool on_device() const = 0;
   /// What it runs on, for messages: "1 process", "MPI, 4 processes", "NCCL, 8 GPUs".
   virtual std::string description() const = 0;
+  /// How many ranks share this machine's cores (to divide them); 1 where the engine cannot tell.
+  virtual int ranks_on_this_node() const { return 1; }
 
   /// data[i] = the sum over ranks of data[i], on every rank.
   template <class T>

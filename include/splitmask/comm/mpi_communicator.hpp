@@ -10,10 +10,12 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "splitmask/comm/communicator.hpp"
 
@@ -80,8 +82,11 @@ class mpi_session {
 
 class mpi_communicator final : public communicator {
  public:
-  /// The processes of `comm` (MPI must be initialised: an mpi_session).
-  explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+  /// The processes of `comm` (MPI must be initialised: an mpi_session); every rank constructs
+  /// it together. `order`: how sums add the ranks' values (summation::rank_order for runs that
+  /// must give the same bits as any other rank-ordered engine).
+  explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD, summation order = summation::engine)
+      : comm_(comm), order_(order) {
     int initialised = 0;
     MPI_Initialized(&initialised);
     if (!initialised)
@@ -90,6 +95,11 @@ class mpi_communicator final : public communicator {
           "first)");
     detail::check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     detail::check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    MPI_Comm node;
+    detail::check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+                      "MPI_Comm_split_type");
+    detail::check_mpi(MPI_Comm_size(node, &node_ranks_), "MPI_Comm_size");
+    MPI_Comm_free(&node);
   }
 
   int rank() const override { return rank_; }
@@ -109,21 +119,14 @@ class mpi_communicator final : public communicator {
   void host_broadcast(void* bytes, std::size_t size, int root) override {
     broadcast(static_cast<std::uint8_t*>(bytes), size, root);
   }
+  /// How many of the ranks run on this machine (MPI's shared-memory group).
+  int ranks_on_this_node() const override { return node_ranks_; }
   MPI_Comm handle() const { return comm_; }
-  /// How many of the ranks run on this machine (to share its cores among them).
-  int ranks_on_this_node() const {
-    MPI_Comm node;
-    detail::check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
-                      "MPI_Comm_split_type");
-    int n = 1;
-    MPI_Comm_size(node, &n);
-    MPI_Comm_free(&node);
-    return n;
-  }
 
  protected:
   void all_reduce_sum_raw(void* data, std::size_t count, element_kind kind) override {
     auto* bytes = static_cast<char*>(data);
+    if (order_ == summation::rank_order && size_ > 1) return sum_in_rank_order(bytes, count, kind);
     detail::in_mpi_pieces(count, [&](std::size_t first, int n) {
       detail::check_mpi(MPI_Allreduce(MPI_IN_PLACE, bytes + first * element_size(kind), n,
                                       detail::mpi_type(kind), MPI_SUM, comm_),
@@ -148,8 +151,26 @@ class mpi_communicator final : public communicator {
   }
 
  private:
+  // Gathers every rank's values (in pieces, to bound the memory) and adds them in rank order.
+  void sum_in_rank_order(char* bytes, std::size_t count, element_kind kind) {
+    const std::size_t size = element_size(kind), piece = (std::size_t{1} << 24) / size;
+    std::vector<char> gathered(std::min(count, piece) * size * std::size_t(size_));
+    std::vector<const void*> ranks(std::size_t(size_), nullptr);
+    for (std::size_t first = 0; first < count; first += piece) {
+      const std::size_t n = std::min(piece, count - first);
+      char* mine = bytes + first * size;
+      detail::check_mpi(
+          MPI_Allgather(mine, static_cast<int>(n), detail::mpi_type(kind), gathered.data(),
+                        static_cast<int>(n), detail::mpi_type(kind), comm_),
+          "MPI_Allgather");
+      for (int r = 0; r < size_; ++r) ranks[std::size_t(r)] = gathered.data() + r * n * size;
+      detail::add_in_rank_order(mine, ranks.data(), size_, n, kind);
+    }
+  }
+
   MPI_Comm comm_;
-  int rank_ = 0, size_ = 1;
+  summation order_;
+  int rank_ = 0, size_ = 1, node_ranks_ = 1;
 };
 
 }  // namespace splitmask

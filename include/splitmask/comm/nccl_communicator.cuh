@@ -82,7 +82,8 @@ class nccl_communicator final : public communicator {
  public:
   /// The ranks of `host` (an mpi_communicator, or any host communicator), one GPU each: the
   /// current device of each process. Rank 0's unique id reaches the others by host_broadcast.
-  explicit nccl_communicator(communicator& host) : rank_(host.rank()), size_(host.size()) {
+  explicit nccl_communicator(communicator& host)
+      : rank_(host.rank()), size_(host.size()), node_ranks_(host.ranks_on_this_node()) {
     ncclUniqueId id{};
     if (rank_ == 0) detail::check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     host.host_broadcast(id.internal, sizeof id.internal, 0);
@@ -107,6 +108,7 @@ class nccl_communicator final : public communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  int ranks_on_this_node() const override { return node_ranks_; }
   bool on_device() const override { return true; }
   std::string description() const override {
     return "NCCL, " + std::to_string(size_) + (size_ == 1 ? " GPU" : " GPUs");
@@ -173,7 +175,7 @@ class nccl_communicator final : public communicator {
     SPLITMASK_CUDA_CHECK(cudaStreamSynchronize(stream()));
   }
 
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, node_ranks_ = 1;  // node_ranks_: 1 where the id came by file
   ncclComm_t comm_ = nullptr;
   void* staging_ = nullptr;
   std::size_t staging_bytes_ = 0;

@@ -131,13 +131,10 @@ class splitmask_model
     step_losses losses;
     losses.add("ce_a", "CE_A", branch_a_.forward(decoder_, e_a, a, b, ids));
     losses.add("ce_b", "CE_B", branch_b_.forward(decoder_, e_b, b, a, ids));
-    const double nce =
-        global_ ? global_infonce()
-                : infonce_forward(infonce_, branch_a_.pooled, branch_b_.pooled, options_.tau);
+    const double nce = infonce();
     losses.add("infonce", "InfoNCE", nce);
     losses.total = losses["ce_a"] + losses["ce_b"] + options_.lambda * nce;
 
-    if (!global_) infonce_backward(d_pooled_a_, d_pooled_b_, infonce_, options_.lambda);
     branch_a_.backward(decoder_, d_e_a_, d_pooled_a_, e_a, a, b);
     branch_b_.backward(decoder_, d_e_b_, d_pooled_b_, e_b, b, a);
     encoder.backward(encoder_a_, d_x_a_, d_e_a_);
@@ -205,9 +202,16 @@ class splitmask_model
     }
   };
 
-  // InfoNCE over all ranks' images (B·W rows): the rank's B rows of the gradient, scaled by W
-  // because the trainer averages gradients over the W ranks.
-  double global_infonce() {
+  // InfoNCE of the pooled descriptors, and the gradient of λ·InfoNCE in d_pooled_a_ and
+  // d_pooled_b_. Distributed, over all ranks' images (B·W rows): the rank's B rows of the
+  // gradient, scaled by W because the trainer averages gradients over the W ranks.
+  double infonce() {
+    if (!global_) {
+      const double nce =
+          infonce_forward(infonce_, branch_a_.pooled, branch_b_.pooled, options_.tau);
+      infonce_backward(d_pooled_a_, d_pooled_b_, infonce_, options_.lambda);
+      return nce;
+    }
     const std::size_t rows = batch_ * Dd, first = std::size_t(comm_->rank()) * rows;
     comm_->all_gather(branch_a_.pooled.data(), global_->pooled_a.data(), rows);
     comm_->all_gather(branch_b_.pooled.data(), global_->pooled_b.data(), rows);

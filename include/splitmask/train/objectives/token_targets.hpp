@@ -87,7 +87,7 @@ class token_targets {
     set_tokenizer(other.tokenizer());
   }
 
- protected:
+  /// The last prepare's (or set_targets') token ids (B, N) and split.
   const ids_type& ids() const { return ids_; }
   const patch_split_state<N, N_A, Device>& split() const { return split_; }
 
