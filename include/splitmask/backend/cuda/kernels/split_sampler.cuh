@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cub/block/block_scan.cuh>
 
 #include "splitmask/backend/cuda/check.cuh"
 #include "splitmask/backend/cuda/context.cuh"
@@ -59,27 +60,18 @@ SPLITMASK_HD void split_mark(unsigned char* in_a, const std::int32_t* order, uns
     in_a[static_cast<std::size_t>(order[k])] = k < N_A ? 1 : 0;
 }
 
-/// Step 4 (one thread): both subsets in ascending order, by scanning the positions.
-template <std::size_t N, std::size_t N_A>
-SPLITMASK_HD void split_emit(std::int32_t* index_a, std::int32_t* index_b,
-                             const unsigned char* in_a) {
-  std::size_t a = 0, b = 0;
-  for (std::size_t p = 0; p < N; ++p) {
-    if (in_a[p])
-      index_a[a++] = static_cast<std::int32_t>(p);
-    else
-      index_b[b++] = static_cast<std::int32_t>(p);
-  }
-}
 }  // namespace detail
 
-// A block of split_threads threads per image; images beyond gridDim.x by a loop (the same for
-// the whole block, so every thread reaches every barrier).
+// A block of split_threads threads per image (BlockScan needs exactly that many); images beyond
+// gridDim.x by a loop (the same for the whole block, so every thread reaches every barrier).
 template <std::size_t N, std::size_t N_A>
 __global__ void __launch_bounds__(split_threads)
     sample_split_kernel(std::int32_t* __restrict__ index_a, std::int32_t* __restrict__ index_b,
                         std::size_t batch, const counter_rng rng, std::uint64_t first_image) {
   constexpr std::size_t N_B = N - N_A;
+  constexpr unsigned items = (N + split_threads - 1) / split_threads;  // positions per thread
+  using scan = cub::BlockScan<int, split_threads>;
+  __shared__ typename scan::TempStorage scan_storage;
   __shared__ std::int32_t order[N];
   __shared__ std::int32_t target[N];
   __shared__ unsigned char in_a[N];
@@ -91,8 +83,23 @@ __global__ void __launch_bounds__(split_threads)
     __syncthreads();
     detail::split_mark<N, N_A>(in_a, order, threadIdx.x, blockDim.x);
     __syncthreads();
-    if (threadIdx.x == 0) detail::split_emit<N, N_A>(index_a + b * N_A, index_b + b * N_B, in_a);
-    __syncthreads();  // the next image's steps overwrite the shared arrays
+    // Step 4: thread t holds positions t·items .. t·items + items - 1; `before` counts the
+    // positions of A below each, so A's k-th smallest goes to index_a[k], B's to index_b[p - k].
+    int mark[items], before[items];
+    for (unsigned i = 0; i < items; ++i) {
+      const std::size_t p = threadIdx.x * items + i;
+      mark[i] = p < N ? in_a[p] : 0;
+    }
+    scan(scan_storage).ExclusiveSum(mark, before);
+    for (unsigned i = 0; i < items; ++i) {
+      const std::size_t p = threadIdx.x * items + i;
+      if (p >= N) break;
+      if (mark[i])
+        index_a[b * N_A + static_cast<std::size_t>(before[i])] = static_cast<std::int32_t>(p);
+      else
+        index_b[b * N_B + p - static_cast<std::size_t>(before[i])] = static_cast<std::int32_t>(p);
+    }
+    __syncthreads();  // the next image's steps overwrite the shared arrays and the scan's
   }
 }
 

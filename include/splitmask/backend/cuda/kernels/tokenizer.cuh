@@ -11,6 +11,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cub/warp/warp_reduce.cuh>
 
 #include "splitmask/backend/cuda/check.cuh"
 #include "splitmask/backend/cuda/context.cuh"
@@ -63,7 +64,7 @@ SPLITMASK_HD inline argmax_candidate argmax_scan(const float* s, unsigned lane, 
 }
 
 /// The better of two candidates: one that exists, then the larger value, then the lower index.
-/// Commutative and associative, so a butterfly leaves every lane with the same candidate.
+/// Commutative and associative, so every reduction order gives the same candidate.
 template <std::size_t K>
 SPLITMASK_HD inline argmax_candidate argmax_better(argmax_candidate a, argmax_candidate b) {
   constexpr unsigned none = static_cast<unsigned>(K);
@@ -71,6 +72,14 @@ SPLITMASK_HD inline argmax_candidate argmax_better(argmax_candidate a, argmax_ca
   if (a.index == none || b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
   return a;
 }
+
+/// argmax_better as the functor cub::WarpReduce takes.
+template <std::size_t K>
+struct argmax_better_op {
+  __device__ argmax_candidate operator()(argmax_candidate a, argmax_candidate b) const {
+    return argmax_better<K>(a, b);
+  }
+};
 
 /// The CPU's answer from the row's best candidate: s[0] NaN is never replaced (0); no non-NaN
 /// value at all also gives 0.
@@ -81,27 +90,27 @@ SPLITMASK_HD inline std::int32_t argmax_result(float first, argmax_candidate bes
              : static_cast<std::int32_t>(best.index);
 }
 
-// A warp per row: argmax_scan per lane, a butterfly of shuffles through argmax_better, and lane
-// 0 writes argmax_result. The CPU's rule (best = 0; best = k when s[k] > s[best]) is the first
-// index of the largest non-NaN value, except that a NaN s[0] is never replaced.
+// A warp per row: argmax_scan per lane, cub::WarpReduce through argmax_better (a selection by
+// a total order, so any reduction tree picks the same candidate), and lane 0 writes
+// argmax_result. The CPU's rule (best = 0; best = k when s[k] > s[best]) is the first index of
+// the largest non-NaN value, except that a NaN s[0] is never replaced.
 template <std::size_t K>
 __global__ void __launch_bounds__(threads_per_block)
     row_argmax_kernel(std::int32_t* __restrict__ ids, const float* __restrict__ scores,
                       std::size_t rows) {
   constexpr unsigned warps = threads_per_block / warp_size;
-  const unsigned lane = threadIdx.x % warp_size;
+  using warp_reduce = cub::WarpReduce<argmax_candidate>;
+  __shared__ typename warp_reduce::TempStorage storage[warps];
+  const unsigned lane = threadIdx.x % warp_size, warp = threadIdx.x / warp_size;
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * warps;
-  // r is the same for the whole warp, so every lane takes part in each row's shuffles.
-  for (std::size_t r = static_cast<std::size_t>(blockIdx.x) * warps + threadIdx.x / warp_size;
-       r < rows; r += stride) {
+  // r is the same for the whole warp, so every lane takes part in each row's reduction.
+  for (std::size_t r = static_cast<std::size_t>(blockIdx.x) * warps + warp; r < rows;
+       r += stride) {
     const float* s = scores + r * K;
-    argmax_candidate best = argmax_scan<K>(s, lane, warp_size);
-    for (unsigned offset = warp_size / 2; offset > 0; offset /= 2) {
-      const argmax_candidate other{__shfl_xor_sync(0xffffffffu, best.value, offset),
-                                   __shfl_xor_sync(0xffffffffu, best.index, offset)};
-      best = argmax_better<K>(best, other);
-    }
+    const argmax_candidate best = warp_reduce(storage[warp]).Reduce(
+        argmax_scan<K>(s, lane, warp_size), argmax_better_op<K>{});  // lane 0's is the row's
     if (lane == 0) ids[r] = argmax_result<K>(s[0], best);
+    __syncwarp();  // the next row reuses the warp's storage
   }
 }
 
