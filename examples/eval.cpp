@@ -3,9 +3,12 @@
 // fine-tuning with a linear head, on a class-balanced, seeded fraction of the training labels,
 // measured on the test split. Without --checkpoint the encoder is random (the random-init and
 // from-scratch baselines); --pixels measures the raw pixels instead (k-NN and linear only).
+// --validation F measures on F of the training images instead, held out (the same images for
+// every run), and never reads the test split: hyperparameters are chosen that way.
 //
 //   splitmask-eval --checkpoint runs/pretrain/checkpoint.safetensors --label-fraction 0.1
 //                  --mode all --json runs/eval/splitmask-10.json
+//   splitmask-eval --preset mini-28 --validation 0.1 --epochs 30 --lr 1e-3 --mode finetune
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -42,6 +45,7 @@ struct request {
   std::string preset = "mini-28", mode = "all", json;
   bool pixels = false;
   double label_fraction = 1.0;
+  double validation = 0;  // the held-out fraction of the training images; 0: measure on test
   std::uint64_t seed = 0;
   int threads = 0;
   std::size_t train_limit = 0, test_limit = 0;
@@ -49,12 +53,24 @@ struct request {
   std::size_t k = 20;
   // fine-tuning
   std::uint64_t steps = 1000;
+  double epochs = 0;  // the budget in passes over the labelled images, instead of steps
   std::size_t batch = 64;
   double lr = 2e-3, warmup = 0.1, layer_decay = 0.75, smoothing = 0.1, weight_decay = 0.05;
   double min_scale = 0.8;  // milder than pre-training's 0.35: fine-tuning sees whole test images
 
   bool runs(const char* m) const { return mode == "all" || mode == m; }
+  // Fine-tuning steps: --steps, or --epochs passes over `labelled` images (the last one whole).
+  std::uint64_t finetune_steps(std::size_t labelled, std::size_t batch_used) const {
+    if (epochs <= 0) return steps;
+    return std::max<std::uint64_t>(
+        1, std::uint64_t(std::ceil(epochs * double(labelled) / double(batch_used))));
+  }
+  const char* evaluated_on() const { return validation > 0 ? "validation" : "test"; }
 };
+
+// The held-out training images are drawn with this seed whatever --seed is, so every run
+// (encoder, label fraction, seed, hyperparameters) is measured on the same images.
+constexpr std::uint64_t validation_seed = 0x76616c;
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -146,10 +162,11 @@ void finetune(const request& r, const splitmask::image_set& labelled,
               std::size_t classes, nlohmann::json& report) {
   const auto start = std::chrono::steady_clock::now();
   const std::size_t batch = std::min(r.batch, labelled.size());
+  const std::uint64_t steps = r.finetune_steps(labelled.size(), batch);
   splitmask::finetune_options o;
   o.lr = r.lr;
-  o.total_steps = r.steps;
-  o.warmup_steps = std::uint64_t(std::llround(r.warmup * double(r.steps)));
+  o.total_steps = steps;
+  o.warmup_steps = std::uint64_t(std::llround(r.warmup * double(steps)));
   o.layer_decay = r.layer_decay;
   o.label_smoothing = r.smoothing;
   o.adamw.weight_decay = r.weight_decay;
@@ -158,17 +175,17 @@ void finetune(const request& r, const splitmask::image_set& labelled,
   splitmask::augmentation aug;
   aug.min_scale = r.min_scale;
   splitmask::batch_loader<Config> loader(labelled, batch, stats, aug, r.seed);
-  ex::progress_bar progress(0, r.steps, std::max<std::uint64_t>(1, r.steps / 20));
+  ex::progress_bar progress(0, steps, std::max<std::uint64_t>(1, steps / 20));
   std::vector<nlohmann::json> curve;
   double window = 0;
   std::size_t in_window = 0;
-  const std::uint64_t every = std::max<std::uint64_t>(1, r.steps / 200);
-  for (std::uint64_t step = 1; step <= r.steps; ++step) {
+  const std::uint64_t every = std::max<std::uint64_t>(1, steps / 200);
+  for (std::uint64_t step = 1; step <= steps; ++step) {
     const auto& images = loader.next();
     const auto l = trainer.step(images, loader.labels().data());
     window += l.loss;
     ++in_window;
-    if (step % every == 0 || step == r.steps) {
+    if (step % every == 0 || step == steps) {
       curve.push_back({{"step", step}, {"loss", window / double(in_window)}, {"lr", l.lr}});
       window = 0, in_window = 0;
     }
@@ -177,7 +194,7 @@ void finetune(const request& r, const splitmask::image_set& labelled,
     progress.update(step, text, double(batch * step) / seconds_since(start));
   }
   const double train_seconds = seconds_since(start);
-  // Test accuracy: whole images, normalised, no augmentation.
+  // Accuracy on the test (or validation) images: whole, normalised, no augmentation.
   std::vector<std::int32_t> predicted;
   for_each_batch<Config>(test, stats, [&](std::size_t, const auto& images) {
     const auto p = trainer.predict(images);
@@ -185,7 +202,8 @@ void finetune(const request& r, const splitmask::image_set& labelled,
   });
   const double acc = splitmask::accuracy(predicted, test.labels);
   report["finetune"] = {{"accuracy", acc},
-                        {"steps", r.steps},
+                        {"steps", steps},
+                        {"epochs", double(steps) * double(batch) / double(labelled.size())},
                         {"batch", batch},
                         {"lr", o.lr},
                         {"warmup_steps", o.warmup_steps},
@@ -197,8 +215,10 @@ void finetune(const request& r, const splitmask::image_set& labelled,
                         {"train_seconds", train_seconds},
                         {"seconds", seconds_since(start)},
                         {"curve", curve}};
-  std::printf("fine-tuning (%llu steps of %zu): %.2f%%\n",
-              static_cast<unsigned long long>(r.steps), batch, 100 * acc);
+  std::printf("fine-tuning (%llu steps of %zu, %.3g epochs): %.2f%% on %s\n",
+              static_cast<unsigned long long>(steps), batch,
+              double(steps) * double(batch) / double(labelled.size()), 100 * acc,
+              r.evaluated_on());
   if (!r.json.empty()) {
     const std::string svg = std::filesystem::path(r.json).replace_extension(".finetune.svg");
     ex::write_loss_curve_svg(svg, curve, {"loss"}, "fine-tuning loss");
@@ -217,13 +237,28 @@ struct dataset {
   std::size_t classes = 0;
 };
 
+// The training split, and the test split or, with --validation, the held-out training images
+// (the test split is then not opened).
 dataset load(const request& r, std::size_t size, std::size_t channels) {
   dataset d;
   const auto format = splitmask::parse_data_format(r.format);
   d.train = ex::first_images(splitmask::load_image_set(r.data, "train", format, size, channels),
                          r.train_limit);
-  d.test = ex::first_images(splitmask::load_image_set(r.data, "test", format, size, channels),
-                        r.test_limit);
+  if (r.validation > 0) {
+    if (d.train.labels.empty())
+      throw splitmask::file_error(d.train.source + ": has no labels; evaluation needs them");
+    std::vector<std::size_t> all(d.train.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    const auto [kept, held] =
+        splitmask::hold_out(d.train.labels, all, r.validation, validation_seed);
+    d.test = splitmask::subset(d.train, held);
+    d.test.source = d.train.source + " (" + std::to_string(held.size()) +
+                    " held out for validation)";
+    d.train = splitmask::subset(d.train, kept);
+  } else {
+    d.test = ex::first_images(splitmask::load_image_set(r.data, "test", format, size, channels),
+                          r.test_limit);
+  }
   for (const auto* set : {&d.train, &d.test})
     if (set->labels.empty())
       throw splitmask::file_error(set->source + ": has no labels; evaluation needs them");
@@ -232,7 +267,7 @@ dataset load(const request& r, std::size_t size, std::size_t channels) {
   d.labelled = splitmask::subset(
       d.train, splitmask::select_label_fraction(d.train.labels, r.label_fraction, r.seed));
   std::fprintf(stderr, "%s: %zu training images, %zu labelled (%.4g%%, class-balanced, seed %llu); "
-               "%s: %zu test images; %zu classes\n",
+               "%s: %zu images to measure on; %zu classes\n",
                d.train.source.c_str(), d.train.size(), d.labelled.size(),
                100 * r.label_fraction, static_cast<unsigned long long>(r.seed),
                d.test.source.c_str(), d.test.size(), d.classes);
@@ -255,6 +290,7 @@ nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info
   nlohmann::json report = {{"classes", d.classes},
                            {"train_images", d.train.size()},
                            {"labelled_images", d.labelled.size()},
+                           {"evaluated_on", r.evaluated_on()},
                            {"test_images", d.test.size()},
                            {"data_stats", {{"mean", stats.mean}, {"std", stats.std}}}};
   if (r.pixels) {
@@ -266,7 +302,7 @@ nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info
     splitmask::vit_encoder<Config> encoder(r.seed);
     if (info) splitmask::load_encoder(r.checkpoint, encoder);
     frozen_evaluations(r, encoder_features<Config>(encoder, d.labelled, stats, "labelled"),
-                       d.labelled.labels, encoder_features<Config>(encoder, d.test, stats, "test"),
+                       d.labelled.labels, encoder_features<Config>(encoder, d.test, stats, r.evaluated_on()),
                        d.test.labels, report);
   }
   if (r.runs("finetune")) finetune<Config>(r, d.labelled, d.test, stats, d.classes, report);
@@ -287,6 +323,7 @@ int run(const request& r) {
                            {"data", r.data},
                            {"mode", r.mode},
                            {"label_fraction", r.label_fraction},
+                           {"validation", r.validation},
                            {"seed", r.seed}};
   nlohmann::json results;
   if (!r.checkpoint.empty()) {
@@ -327,14 +364,8 @@ int run(const request& r) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  ex::restart_with_passive_wait(argv);
-  request r;
-  ex::cpu_gemm_choice gemm;
-  CLI::App app{"k-NN, linear-probe and fine-tuning accuracy of an encoder on labelled images",
-               "splitmask-eval"};
+// The command line's options, into r.
+void add_options(CLI::App& app, request& r) {
   app.add_option("--checkpoint", r.checkpoint,
                  "A checkpoint of splitmask-pretrain (none: a random encoder of --preset)")
       ->check(CLI::ExistingFile);
@@ -361,14 +392,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", r.threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--validation", r.validation,
+                 "Hold out this fraction of the training images (class-balanced, the same for "
+                 "every run) and measure on them; the test split is not read (0: measure on "
+                 "the test split)")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
   app.add_option("--train-limit", r.train_limit, "Only the first N training images (0: all)");
   app.add_option("--test-limit", r.test_limit, "Only the first N test images (0: all)");
   app.add_option("--k", r.k, "Neighbours that vote in k-NN")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--steps", r.steps, "Fine-tuning steps")
+  auto* steps = app.add_option("--steps", r.steps, "Fine-tuning steps")
+                    ->check(CLI::PositiveNumber)
+                    ->capture_default_str();
+  app.add_option("--epochs", r.epochs,
+                 "Fine-tuning budget in passes over the labelled images, instead of --steps")
       ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+      ->excludes(steps);
   app.add_option("--batch", r.batch, "Fine-tuning batch (at most the labelled images)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16))
       ->capture_default_str();
@@ -390,6 +431,17 @@ int main(int argc, char** argv) {
   app.add_option("--min-scale", r.min_scale, "Fine-tuning crops: smallest area kept (1: no crop)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ex::restart_with_passive_wait(argv);
+  request r;
+  ex::cpu_gemm_choice gemm;
+  CLI::App app{"k-NN, linear-probe and fine-tuning accuracy of an encoder on labelled images",
+               "splitmask-eval"};
+  add_options(app, r);
   ex::add_gemm_option(app, gemm);
   CLI11_PARSE(app, argc, argv);
   try {

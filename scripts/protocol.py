@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""The evaluation protocol of docs/results.md (issue 17), as resumable runs.
+
+Every hyperparameter of fine-tuning (learning rate, layer-wise decay, epochs) is chosen on
+held-out *training* images (splitmask-eval --validation), by one rule for every encoder: the
+highest validation accuracy, ties to the cheaper run. Only the chosen configuration then runs on
+the test split, with 3 seeds. Each finished run leaves a small JSON in docs/results/protocol/
+(committed), and a run whose JSON is there is skipped, so the protocol continues across working
+sessions. Checkpoints and logs stay in runs/protocol/ (not committed); an evaluation whose
+checkpoint is missing pre-trains it again first. Order: per label fraction (1%, 10%, 100%) and
+encoder (from scratch, then each pre-training), its selection runs, then its test runs.
+
+    scripts/protocol.py run [--short] [--only STAGE ...]   # what is not done yet, in order
+    scripts/protocol.py status [--short]                    # what is done, what is left
+    scripts/protocol.py list                                # the stages
+
+--short: nano-28 on 3000 training images, a few steps: the check that CI runs (minutes).
+Environment: BUILD_DIR (default build), DATA (Debian's Fashion-MNIST), THREADS (default 0:
+all cores), WORK_DIR (checkpoints and logs; default runs/protocol or runs/protocol-short, where
+the short mode also keeps its results), BUILD_COMMIT (the commit the programs were built at,
+recorded with each result; default: the checkout's)."""
+import argparse
+import datetime
+import itertools
+import json
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATA = os.environ.get("DATA", "/usr/share/datasets/fashion-mnist")
+BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
+THREADS = os.environ.get("THREADS", "0")
+SEEDS = (0, 1, 2)
+
+
+class Mode:
+    """The sizes of a protocol: the full one of docs/results.md, or CI's short check."""
+
+    def __init__(self, short):
+        self.short = short
+        self.name = "short" if short else "full"
+        self.work = pathlib.Path(os.environ.get(
+            "WORK_DIR", ROOT / "runs" / ("protocol-short" if short else "protocol")))
+        self.results = self.work / "results" if short else ROOT / "docs" / "results" / "protocol"
+        if short:
+            self.preset = "nano-28"
+            self.subset = ["--train-limit", "3000", "--test-limit", "500"]
+            self.pretrain = {"splitmask": ["--steps", "20", "--batch", "32",
+                                           "--vocabulary-images", "500",
+                                           "--kmeans-iterations", "2"]}
+            self.fractions = [0.1]
+            self.grid = {0.1: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [2]}}
+            self.batch = 32
+        else:
+            self.preset = "mini-28"
+            self.subset = []
+            self.pretrain = {"splitmask": ["--epochs", "20"]}
+            self.fractions = [0.01, 0.1, 1.0]
+            # Epochs are passes over the labelled images: more for fewer labels. With all
+            # labels a run of 40 epochs is about 45 minutes on 2 cores, so that grid is smaller.
+            self.grid = {
+                0.01: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [100, 300]},
+                0.1: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [30, 100]},
+                1.0: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [15, 40]},
+            }
+            self.batch = 64
+        self.validation = 0.1
+
+
+# ---- Runs ----------------------------------------------------------------------------------
+
+class Run:
+    """One program run: its result JSON (committed) and what it needs first."""
+
+    def __init__(self, stage, name, program, args, needs=None):
+        self.stage, self.name, self.program, self.args = stage, name, program, args
+        self.needs = needs  # a pre-training Run whose checkpoint this evaluation reads
+
+    def result(self, mode):
+        return mode.results / self.stage / f"{self.name}.json"
+
+    def done(self, mode):
+        return self.result(mode).exists()
+
+
+def pretraining(mode, objective):
+    out = mode.work / f"pretrain-{objective}"
+    args = ["--preset", mode.preset, "--objective", objective, *mode.pretrain[objective],
+            "--seed", "0", "--out", str(out), "--data", DATA, "--threads", THREADS]
+    if mode.short:
+        args += ["--train-limit", "3000"]
+    return Run("pretrain", objective, "splitmask-pretrain", args)
+
+
+def checkpoint(mode, run):
+    return mode.work / f"pretrain-{run.name}" / "checkpoint.safetensors"
+
+
+def encoders(mode):
+    """name -> (the eval arguments that load it, the pre-training it needs)."""
+    out = {"scratch": (["--preset", mode.preset], None)}
+    for objective in mode.pretrain:
+        p = pretraining(mode, objective)
+        out[objective] = (["--checkpoint", str(checkpoint(mode, p))], p)
+    return out
+
+
+def finetune_args(mode, fraction, config, seed):
+    return ["--mode", "finetune", "--label-fraction", str(fraction), "--lr", str(config["lr"]),
+            "--layer-decay", str(config["layer_decay"]), "--epochs", str(config["epochs"]),
+            "--batch", str(mode.batch), "--seed", str(seed), "--data", DATA, "--threads",
+            THREADS, *mode.subset]
+
+
+def configs(mode, fraction):
+    grid = mode.grid[fraction]
+    for lr, decay, epochs in itertools.product(grid["lr"], grid["layer_decay"], grid["epochs"]):
+        yield {"lr": lr, "layer_decay": decay, "epochs": epochs}
+
+
+def config_name(config):
+    return f"lr{config['lr']:g}-ld{config['layer_decay']:g}-ep{config['epochs']:g}"
+
+
+def selection_runs(mode, name, fraction):
+    """Fine-tuning of an encoder over the grid, measured on held-out training images."""
+    load, needs = encoders(mode)[name]
+    for config in configs(mode, fraction):
+        yield Run("select", f"{name}-{fraction:g}-{config_name(config)}", "splitmask-eval",
+                  [*load, *finetune_args(mode, fraction, config, 0),
+                   "--validation", str(mode.validation)], needs)
+
+
+def chosen(mode, encoder, fraction):
+    """The grid's configuration with the best validation accuracy (ties: fewer epochs, then
+    the first in the grid), or None while a selection run is missing."""
+    best = None
+    for config in configs(mode, fraction):
+        path = mode.results / "select" / f"{encoder}-{fraction:g}-{config_name(config)}.json"
+        if not path.exists():
+            return None
+        accuracy = json.loads(path.read_text())["finetune"]["accuracy"]
+        key = (accuracy, -config["epochs"])
+        if best is None or key > best[0]:
+            best = (key, config)
+    return best[1]
+
+
+def test_runs(mode, name, fraction):
+    """An encoder's chosen configuration for a label fraction on the test split, 3 seeds."""
+    load, needs = encoders(mode)[name]
+    config = chosen(mode, name, fraction)
+    if config is None:
+        return  # after its selection
+    for seed in SEEDS:
+        yield Run("test", f"{name}-{fraction:g}-seed{seed}", "splitmask-eval",
+                  [*load, *finetune_args(mode, fraction, config, seed)], needs)
+
+
+STAGES = {
+    "select": selection_runs,
+    "test": test_runs,
+}
+
+
+# ---- Running them --------------------------------------------------------------------------
+
+def provenance():
+    commit = os.environ.get("BUILD_COMMIT") or subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        text=True).stdout.strip()
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"commit": commit, "cpu": cpu, "cores": os.cpu_count(), "host": platform.node(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def log(mode, text):
+    line = f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S} {text}"
+    print(line, flush=True)
+    mode.work.mkdir(parents=True, exist_ok=True)
+    with open(mode.work / "progress.log", "a") as f:
+        f.write(line + "\n")
+
+
+def execute(mode, run, command, log_path):
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as out:
+        out.write(f"$ {' '.join(command)}\n")
+        out.flush()
+        status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "OMP_WAIT_POLICY": "passive"}).returncode
+    if status != 0:
+        raise SystemExit(f"protocol.py: {run.stage}/{run.name} failed with status {status}; "
+                         f"see {log_path}")
+
+
+def pretrain(mode, run):
+    """Pre-trains (resuming a checkpoint that is there) and writes the run's summary."""
+    ckpt = checkpoint(mode, run)
+    command = [str(BUILD / "examples" / run.program), *run.args]
+    if ckpt.exists():
+        command += ["--resume", str(ckpt)]
+    else:
+        command += ["--overwrite"]
+    start = time.time()
+    execute(mode, run, command, mode.work / f"pretrain-{run.name}.log")
+    metrics = (ckpt.parent / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(metrics[-1]) if metrics else {}
+    summary = {"program": run.program, "args": run.args, "last_metrics": last,
+               "seconds": time.time() - start, **provenance()}
+    write_result(mode, run, summary)
+
+
+def evaluate(mode, run):
+    needs = run.needs
+    if needs is not None and not (needs.done(mode) and checkpoint(mode, needs).exists()):
+        log(mode, f"{run.name}: pre-training {needs.name} first (its checkpoint is missing or "
+                  "unfinished)")
+        pretrain(mode, needs)
+    scratch = mode.work / run.stage / f"{run.name}.json"
+    command = [str(BUILD / "examples" / run.program), *run.args, "--json", str(scratch)]
+    execute(mode, run, command, mode.work / run.stage / f"{run.name}.log")
+    report = json.loads(scratch.read_text())
+    report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
+    report["provenance"] = provenance()
+    write_result(mode, run, report)
+
+
+def write_result(mode, run, report):
+    path = run.result(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(report, indent=1) + "\n")
+    temporary.replace(path)  # atomic: a run is done or not
+
+
+def plan(mode, only):
+    """The runs of the chosen stages in order: per label fraction and encoder, the selection
+    runs and then the test runs they choose (known once the selection is complete). An
+    encoder's pre-training runs before its first evaluation, or first with --only pretrain."""
+    stages = only or list(STAGES)
+    runs = [pretraining(mode, o) for o in mode.pretrain] if "pretrain" in stages else []
+    for fraction in mode.fractions:
+        for name in encoders(mode):
+            for stage in stages:
+                if stage in STAGES:
+                    runs += list(STAGES[stage](mode, name, fraction))
+    return runs
+
+
+def run_all(mode, only):
+    for program in ("splitmask-pretrain", "splitmask-eval"):
+        if not (BUILD / "examples" / program).exists():
+            raise SystemExit(f"protocol.py: {BUILD / 'examples' / program} is not built "
+                             "(cmake --build build --target splitmask_pretrain splitmask_eval)")
+    # Planned again after every run: a finished selection adds its test runs.
+    while True:
+        runs = plan(mode, only)
+        todo = [r for r in runs if not r.done(mode)]
+        if not todo:
+            break
+        run = todo[0]
+        log(mode, f"[{len(runs) - len(todo) + 1}/{len(runs)}+] {run.stage}/{run.name}")
+        start = time.time()
+        (pretrain if run.stage == "pretrain" else evaluate)(mode, run)
+        log(mode, f"    done in {time.time() - start:.0f} s -> {run.result(mode)}")
+    log(mode, "all done")
+
+
+def status(mode):
+    for stage in ["pretrain", *STAGES]:
+        runs = plan(mode, [stage])
+        done = sum(r.done(mode) for r in runs)
+        print(f"{stage}: {done} of {len(runs)} done"
+              + (" (more once the selection is complete)" if stage == "test" else ""))
+    for name in encoders(mode):
+        for fraction in mode.fractions:
+            config = chosen(mode, name, fraction)
+            if config:
+                print(f"chosen for {name} at {fraction:g}: {config_name(config)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "status", "list"])
+    parser.add_argument("--short", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=["pretrain", *STAGES])
+    args = parser.parse_args()
+    mode = Mode(args.short)
+    if args.command == "list":
+        print("\n".join(["pretrain", *STAGES]))
+    elif args.command == "status":
+        status(mode)
+    else:
+        if args.short and mode.work.exists():
+            shutil.rmtree(mode.work)  # the short check always runs from nothing
+        run_all(mode, args.only)
+
+
+if __name__ == "__main__":
+    main()
