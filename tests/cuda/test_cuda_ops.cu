@@ -543,6 +543,62 @@ TEST_CASE("cuda ops: the split sampler draws the host's splits bit for bit") {
   check_splits<196, half>(std::uint64_t{1} << 40, 8, (std::uint64_t{1} << 33) + 5);
 }
 
+// The tokenizer's arg-max (cub::WarpReduce) on given scores: the CPU's rule (best = 0, then k
+// whenever s[k] > s[best]) exactly, with ties, NaN and -inf in the rows and K not a multiple of
+// the warp.
+template <std::size_t K>
+void check_row_argmax() {
+  constexpr std::size_t rows = 300;
+  tensor<float, extents<dynamic, K>> scores(rows);
+  fill_uniform(scores, 77, -1.0f, 1.0f);
+  float* s = scores.data();
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* row = s + r * K;
+    switch (r % 6) {
+      case 0:  // ties at the maximum, far apart: the lowest index wins
+        row[K / 3] = row[K - 1] = row[K / 5] = 2.0f;
+        break;
+      case 1:  // every value equal
+        for (std::size_t k = 0; k < K; ++k) row[k] = 0.5f;
+        break;
+      case 2:  // NaN first: never replaced
+        row[0] = std::nanf("");
+        break;
+      case 3:  // NaN elsewhere is skipped
+        row[K / 2] = std::nanf("");
+        row[K - 2] = 3.0f;
+        break;
+      case 4:  // all -inf but one
+        for (std::size_t k = 0; k < K; ++k) row[k] = -INFINITY;
+        row[K - 1] = -1e30f;
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<std::int32_t> expected(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < K; ++k)
+      if (s[r * K + k] > s[r * K + best]) best = k;
+    expected[r] = static_cast<std::int32_t>(best);
+  }
+  const auto gscores = on_gpu(scores);
+  tensor<std::int32_t, extents<dynamic>, gpu> gids(rows);
+  backend::cuda::kernels::row_argmax<K>(gids.data(), gscores.data(), rows);
+  const auto got = host_copy(gids);
+  std::size_t differing = 0;
+  for (std::size_t r = 0; r < rows; ++r) differing += got[r] != expected[r];
+  CAPTURE(K);
+  CHECK(differing == 0);
+}
+
+TEST_CASE("cuda ops: the tokenizer's arg-max is the CPU's rule, bit for bit (ties, NaN, -inf)") {
+  check_row_argmax<1000>();
+  check_row_argmax<31>();
+  check_row_argmax<4096>();
+}
+
 template <class cfg, std::size_t K>
 void check_device_tokenizer(std::size_t B) {
   constexpr std::size_t N = cfg::patches, L = cfg::patch_length;
