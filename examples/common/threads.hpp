@@ -1,11 +1,14 @@
 // threads: the example programs' OpenMP pool: --threads, and the passive wait they run with.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #if defined(__linux__)
+#include <sched.h>
 #include <unistd.h>
 #endif
 
@@ -49,6 +52,21 @@ inline int threads_in_use() {
 #else
   return 1;
 #endif
+}
+
+/// The cores this process may run on: its CPU affinity, which mpirun's binding (one core per
+/// process by default for up to 2 processes) or taskset narrows.
+inline int cores_allowed() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+/// The machine's cores, whatever this process may use.
+inline int cores_of_machine() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 }  // namespace splitmask::examples

@@ -205,10 +205,19 @@ splitmask::image_set load_data(const ex::pretrain_settings& s, const ex::preset_
   return set;
 }
 
-// Threads when --threads is not given: the cores shared by this machine's processes of the run.
+// Threads when --threads is not given: this process's share of the machine's cores (all of
+// them for one process), within the cores it may run on. mpirun binds each process to one core
+// unless told otherwise, which would leave the rest idle: rank 0 says so.
 int default_threads(const splitmask::communicator& comm) {
-  return comm.size() > 1 ? std::max(1, ex::threads_in_use() / comm.ranks_on_this_node())
-                         : 0;  // OpenMP's default: every core
+  const int machine = ex::cores_of_machine(), allowed = ex::cores_allowed();
+  const int share = std::max(1, machine / comm.ranks_on_this_node());
+  if (allowed < share && comm.rank() == 0)
+    std::fprintf(stderr,
+                 "note: this process may run on %d of the machine's %d cores (its CPU affinity: "
+                 "mpirun binds each process to one core unless given --bind-to none or "
+                 "--map-by slot:PE=%d); it uses %d thread%s\n",
+                 allowed, machine, share, allowed, allowed == 1 ? "" : "s");
+  return std::min(allowed, share);
 }
 
 // Set up (products, resumed settings, output folder, data), then the run on its device.
