@@ -15,6 +15,7 @@
 #include <splitmask/data/dataset.hpp>
 #include <splitmask/io/checkpoint.hpp>
 #include <string>
+#include <vector>
 
 #include "../common/first_images.hpp"
 #include "../common/gemm_option.hpp"
@@ -140,8 +141,26 @@ void add_run_options(CLI::App& app, ex::pretrain_settings& s) {
                  "Pre-train on the first N training images only (0: all)")
       ->capture_default_str();
   app.add_option("--kmeans-iterations", s.kmeans_iterations,
-                 "Spherical k-means iterations refining the vocabulary")
+                 "Spherical k-means iterations refining the vocabulary (0: random patches)")
       ->capture_default_str();
+  app.add_option_function<std::vector<std::string>>(
+         "--objective-options",
+         [&s](const std::vector<std::string>& given) {
+           s.objective_options = nlohmann::json::object();
+           for (const auto& item : given) {
+             const auto equals = item.find('=');
+             const auto value = nlohmann::json::parse(
+                 equals == std::string::npos ? "" : item.substr(equals + 1), nullptr, false);
+             if (equals == 0 || value.is_discarded())
+               throw CLI::ValidationError(
+                   "--objective-options",
+                   "'" + item + "' is not NAME=VALUE (a number or true/false)");
+             s.objective_options[item.substr(0, equals)] = value;
+           }
+         },
+         "The objective's options as NAME=VALUE: SplitMask's lambda (InfoNCE's weight, 1) and "
+         "tau (0.2), MAE's norm_pix_loss (true)")
+      ->delimiter(',');
 }
 
 void add_control_options(CLI::App& app, invocation& in) {

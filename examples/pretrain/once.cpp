@@ -72,6 +72,9 @@ void run_log::announce(const pretrain_options& o, const std::string& resumed_fro
                s.preset.c_str(), s.objective.c_str(), set_.size(), set_.height, set_.width,
                set_.channels, set_.source.c_str(), s.batch, ull(total_),
                double(total_) / double(per_epoch_), o.lr, ull(o.warmup_steps), ull(s.seed));
+  if (!s.objective_options.empty())
+    std::fprintf(stderr, "%s options (others at their defaults): %s\n", s.objective.c_str(),
+                 s.objective_options.dump().c_str());
   if (first_ > 0)
     std::fprintf(stderr, "resuming from %s at step %llu\n", resumed_from.c_str(), ull(first_));
 }

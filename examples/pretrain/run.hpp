@@ -101,19 +101,43 @@ template <class Trainer>
 constexpr bool needs_tokenizer =
     splitmask::detail::has_tokenizer<typename Trainer::model_type>::value;
 
-// A new trainer for the plan: the objective's default options, and a tokenizer built from the
-// data for an objective that has one.
+// The objective's options: its defaults, with the run's --objective-options in place. Throws
+// std::invalid_argument for a name it does not have or a value of the wrong kind.
+template <class Objective>
+typename Objective::options objective_options_of(const nlohmann::json& given) {
+  auto all = objective_options_json<Objective>(typename Objective::options{});
+  for (const auto& [name, value] : given.items()) {
+    if (!all.contains(name))
+      throw std::invalid_argument("--objective-options " + name + ": the " + Objective::name +
+                                  " objective's options are " +
+                                  (all.empty() ? std::string("none") : all.dump()));
+    all[name] = value;
+  }
+  try {
+    return objective_options_from_json<Objective>(all);
+  } catch (const nlohmann::json::exception&) {
+    throw std::invalid_argument("--objective-options " + given.dump() +
+                                ": a value of the wrong kind (the defaults: " +
+                                objective_options_json<Objective>({}).dump() + ")");
+  }
+}
+
+// A new trainer for the plan: the objective's options, and a tokenizer built from the data for
+// an objective that has one.
 template <class Trainer>
 std::unique_ptr<Trainer> new_trainer(const pretrain_settings& s, std::size_t batch,
                                      const image_set& set, const run_plan& plan) {
   if constexpr (needs_tokenizer<Trainer>) {
     constexpr std::size_t K = Trainer::objective_type::vocabulary;
     using Config = typename Trainer::config_type;
-    return std::make_unique<Trainer>(batch, plan.options,
-                                     typename Trainer::objective_type::options{},
-                                     build_tokenizer<Config, K>(set, plan.stats, s));
+    return std::make_unique<Trainer>(
+        batch, plan.options,
+        objective_options_of<typename Trainer::objective_type>(s.objective_options),
+        build_tokenizer<Config, K>(set, plan.stats, s));
   } else {
-    return std::make_unique<Trainer>(batch, plan.options);
+    return std::make_unique<Trainer>(
+        batch, plan.options,
+        objective_options_of<typename Trainer::objective_type>(s.objective_options));
   }
 }
 
