@@ -58,7 +58,9 @@ struct request {
   double lr = 2e-3, warmup = 0.1, layer_decay = 0.75, smoothing = 0.1, weight_decay = 0.05;
   double min_scale = 0.8;  // milder than pre-training's 0.35: fine-tuning sees whole test images
 
-  bool runs(const char* m) const { return mode == "all" || mode == m; }
+  bool runs(const std::string& m) const {
+    return mode == "all" || mode == m || (mode == "frozen" && (m == "knn" || m == "linear"));
+  }
   // Fine-tuning steps: --steps, or --epochs passes over `labelled` images (the last one whole).
   std::uint64_t finetune_steps(std::size_t labelled, std::size_t batch_used) const {
     if (epochs <= 0) return steps;
@@ -384,7 +386,7 @@ void add_options(CLI::App& app, request& r) {
       ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
   app.add_option("--mode", r.mode, "What to measure")
-      ->check(CLI::IsMember({"knn", "linear", "finetune", "all"}))
+      ->check(CLI::IsMember({"knn", "linear", "frozen", "finetune", "all"}))
       ->capture_default_str();
   app.add_option("--json", r.json, "Write the results here (and the fine-tuning loss curve "
                                    "next to it as <name>.finetune.svg)");

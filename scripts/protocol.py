@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The evaluation protocol of docs/results.md (issue 17), as resumable runs.
+"""The experiments of docs/results.md (issue 17), as resumable runs.
 
 Every hyperparameter of fine-tuning (learning rate, layer-wise decay, epochs) is chosen on
 held-out *training* images (splitmask-eval --validation), by one rule for every encoder: the
@@ -7,14 +7,21 @@ highest validation accuracy, ties to the cheaper run. Only the chosen configurat
 the test split, with 3 seeds. Each finished run leaves a small JSON in docs/results/protocol/
 (committed), and a run whose JSON is there is skipped, so the protocol continues across working
 sessions. Checkpoints and logs stay in runs/protocol/ (not committed); an evaluation whose
-checkpoint is missing pre-trains it again first. Order: per label fraction (1%, 10%, 100%) and
-encoder (from scratch, then each pre-training), its selection runs, then its test runs.
+checkpoint is missing or unfinished pre-trains it (again) first.
 
-    scripts/protocol.py run [--short] [--only STAGE ...]   # what is not done yet, in order
-    scripts/protocol.py status [--short]                    # what is done, what is left
-    scripts/protocol.py list                                # the stages
+The experiments, run in this order (`list` prints every step):
+  compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
+  ablation   SplitMask without InfoNCE (lambda 0) and BEiT at 1%, selected by the same rule
+  samples    SplitMask pre-trained on 1%, 5%, 10%, 25% of the images for the same steps,
+             fine-tuned at 10% and 1% with the configuration chosen for SplitMask
+  schedule   on the 5% subset, 1/8, 1/2 and 2 times those steps; frozen k-NN and linear probe
+             of every pre-training of the series and of the sample-efficiency runs
 
---short: nano-28 on 3000 training images, a few steps: the check that CI runs (minutes).
+    scripts/protocol.py run [--short] [--only EXPERIMENT ...]   # what is not done, in order
+    scripts/protocol.py status [--short]                         # what is done, what was chosen
+    scripts/protocol.py list [--short]
+
+--short: nano-28 on 3000 training images, a few steps: the check that CI runs (a minute).
 Environment: BUILD_DIR (default build), DATA (Debian's Fashion-MNIST), THREADS (default 0:
 all cores), WORK_DIR (checkpoints and logs; default runs/protocol or runs/protocol-short, where
 the short mode also keeps its results), BUILD_COMMIT (the commit the programs were built at,
@@ -43,33 +50,81 @@ class Mode:
 
     def __init__(self, short):
         self.short = short
-        self.name = "short" if short else "full"
         self.work = pathlib.Path(os.environ.get(
             "WORK_DIR", ROOT / "runs" / ("protocol-short" if short else "protocol")))
         self.results = self.work / "results" if short else ROOT / "docs" / "results" / "protocol"
+        self.validation = 0.1
         if short:
             self.preset = "nano-28"
             self.subset = ["--train-limit", "3000", "--test-limit", "500"]
-            self.pretrain = {"splitmask": ["--steps", "20", "--batch", "32",
-                                           "--vocabulary-images", "500",
-                                           "--kmeans-iterations", "2"]}
-            self.fractions = [0.1]
+            steps = ["--steps", "20", "--batch", "32", "--vocabulary-images", "500",
+                     "--kmeans-iterations", "2"]
+            self.pretrainings = {
+                "splitmask": ["--objective", "splitmask", *steps, "--train-limit", "3000"],
+                "splitmask-lambda0": ["--objective", "splitmask", *steps, "--train-limit", "3000",
+                                      "--objective-options", "lambda=0"],
+                "splitmask-1000": ["--objective", "splitmask", *steps, "--train-limit", "1000"],
+            }
             self.grid = {0.1: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [2]}}
             self.batch = 32
-        else:
-            self.preset = "mini-28"
-            self.subset = []
-            self.pretrain = {"splitmask": ["--epochs", "20"]}
-            self.fractions = [0.01, 0.1, 1.0]
-            # Epochs are passes over the labelled images: more for fewer labels. With all
-            # labels a run of 40 epochs is about 45 minutes on 2 cores, so that grid is smaller.
-            self.grid = {
-                0.01: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [100, 300]},
-                0.1: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [30, 100]},
-                1.0: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [15, 40]},
-            }
-            self.batch = 64
-        self.validation = 0.1
+            self.jobs = [Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
+                         Job("ablation", "splitmask-lambda0", 0.1),
+                         Job("samples", "splitmask-1000", 0.1, config_from="splitmask"),
+                         Job("schedule", "splitmask-1000", 0.1, frozen=True)]
+            return
+        self.preset = "mini-28"
+        self.subset = []
+        # Epochs are passes over the labelled images: more for fewer labels. With all labels a
+        # run of 40 epochs is about 45 minutes on 2 cores, so that grid is smaller.
+        self.grid = {
+            0.01: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [100, 300]},
+            0.1: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [30, 100]},
+            1.0: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [15, 40]},
+        }
+        self.batch = 64
+        # Pre-training: 20 epochs of the 60 000 images at batch 64 are 18 740 steps (937 a
+        # pass, the partial batch dropped); the subsets get the same number of steps.
+        full = 18740
+        splitmask = ["--objective", "splitmask"]
+        self.pretrainings = {
+            "splitmask": [*splitmask, "--epochs", "20"],
+            "splitmask-lambda0": [*splitmask, "--epochs", "20", "--objective-options", "lambda=0"],
+            "beit": ["--objective", "beit", "--epochs", "20"],
+        }
+        samples = [600, 3000, 6000, 15000]  # 1%, 5%, 10%, 25% (100%: "splitmask")
+        for n in samples:
+            self.pretrainings[f"splitmask-{n}"] = [*splitmask, "--steps", str(full),
+                                                   "--train-limit", str(n)]
+        schedule = [full // 8, full // 2, 2 * full]  # on 5% of the images, beside 18 740
+        for steps in schedule:
+            self.pretrainings[f"splitmask-3000-steps{steps}"] = [
+                *splitmask, "--steps", str(steps), "--train-limit", "3000"]
+        self.jobs = [
+            Job("compare", "scratch", 0.01), Job("compare", "splitmask", 0.01),
+            Job("ablation", "splitmask-lambda0", 0.01), Job("ablation", "beit", 0.01),
+            Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
+            *[Job("samples", f"splitmask-{n}", f, config_from="splitmask")
+              for n in samples for f in (0.1, 0.01)],
+            *[Job("schedule", f"splitmask-3000-steps{s}", 0.1, config_from="splitmask")
+              for s in schedule],
+            *[Job("schedule", e, 0.1, frozen=True)
+              for e in ["splitmask", *(f"splitmask-{n}" for n in samples),
+                        *(f"splitmask-3000-steps{s}" for s in schedule)]],
+            Job("compare", "scratch", 1.0), Job("compare", "splitmask", 1.0),
+        ]
+
+
+class Job:
+    """A step of an experiment: an encoder at a label fraction, either selected on held-out
+    images and then tested (the default), tested with the configuration chosen for another
+    encoder (config_from), or measured frozen (k-NN and linear probe)."""
+
+    def __init__(self, experiment, encoder, fraction, config_from=None, frozen=False):
+        self.experiment, self.encoder, self.fraction = experiment, encoder, fraction
+        self.config_from, self.frozen = config_from, frozen
+
+
+EXPERIMENTS = ["compare", "ablation", "samples", "schedule"]
 
 
 # ---- Runs ----------------------------------------------------------------------------------
@@ -88,26 +143,23 @@ class Run:
         return self.result(mode).exists()
 
 
-def pretraining(mode, objective):
-    out = mode.work / f"pretrain-{objective}"
-    args = ["--preset", mode.preset, "--objective", objective, *mode.pretrain[objective],
-            "--seed", "0", "--out", str(out), "--data", DATA, "--threads", THREADS]
-    if mode.short:
-        args += ["--train-limit", "3000"]
-    return Run("pretrain", objective, "splitmask-pretrain", args)
+def pretraining(mode, name):
+    out = mode.work / f"pretrain-{name}"
+    args = ["--preset", mode.preset, *mode.pretrainings[name], "--seed", "0", "--out", str(out),
+            "--data", DATA, "--threads", THREADS]
+    return Run("pretrain", name, "splitmask-pretrain", args)
 
 
 def checkpoint(mode, run):
     return mode.work / f"pretrain-{run.name}" / "checkpoint.safetensors"
 
 
-def encoders(mode):
-    """name -> (the eval arguments that load it, the pre-training it needs)."""
-    out = {"scratch": (["--preset", mode.preset], None)}
-    for objective in mode.pretrain:
-        p = pretraining(mode, objective)
-        out[objective] = (["--checkpoint", str(checkpoint(mode, p))], p)
-    return out
+def encoder(mode, name):
+    """(the eval arguments that load encoder `name`, the pre-training it needs)."""
+    if name == "scratch":
+        return ["--preset", mode.preset], None
+    p = pretraining(mode, name)
+    return ["--checkpoint", str(checkpoint(mode, p))], p
 
 
 def finetune_args(mode, fraction, config, seed):
@@ -129,19 +181,19 @@ def config_name(config):
 
 def selection_runs(mode, name, fraction):
     """Fine-tuning of an encoder over the grid, measured on held-out training images."""
-    load, needs = encoders(mode)[name]
+    load, needs = encoder(mode, name)
     for config in configs(mode, fraction):
         yield Run("select", f"{name}-{fraction:g}-{config_name(config)}", "splitmask-eval",
                   [*load, *finetune_args(mode, fraction, config, 0),
                    "--validation", str(mode.validation)], needs)
 
 
-def chosen(mode, encoder, fraction):
+def chosen(mode, name, fraction):
     """The grid's configuration with the best validation accuracy (ties: fewer epochs, then
     the first in the grid), or None while a selection run is missing."""
     best = None
     for config in configs(mode, fraction):
-        path = mode.results / "select" / f"{encoder}-{fraction:g}-{config_name(config)}.json"
+        path = mode.results / "select" / f"{name}-{fraction:g}-{config_name(config)}.json"
         if not path.exists():
             return None
         accuracy = json.loads(path.read_text())["finetune"]["accuracy"]
@@ -151,21 +203,26 @@ def chosen(mode, encoder, fraction):
     return best[1]
 
 
-def test_runs(mode, name, fraction):
-    """An encoder's chosen configuration for a label fraction on the test split, 3 seeds."""
-    load, needs = encoders(mode)[name]
-    config = chosen(mode, name, fraction)
-    if config is None:
-        return  # after its selection
+def test_runs(mode, name, fraction, config):
+    """Fine-tuning of an encoder with `config` on the test split, 3 seeds."""
+    load, needs = encoder(mode, name)
     for seed in SEEDS:
         yield Run("test", f"{name}-{fraction:g}-seed{seed}", "splitmask-eval",
                   [*load, *finetune_args(mode, fraction, config, seed)], needs)
 
 
-STAGES = {
-    "select": selection_runs,
-    "test": test_runs,
-}
+def job_runs(mode, job):
+    """The runs of a job known so far: test runs appear once their configuration is chosen."""
+    if job.frozen:
+        load, needs = encoder(mode, job.encoder)
+        return [Run("frozen", f"{job.encoder}-{job.fraction:g}", "splitmask-eval",
+                    [*load, "--mode", "frozen", "--label-fraction", str(job.fraction), "--seed",
+                     "0", "--data", DATA, "--threads", THREADS, *mode.subset], needs)]
+    runs = [] if job.config_from else list(selection_runs(mode, job.encoder, job.fraction))
+    config = chosen(mode, job.config_from or job.encoder, job.fraction)
+    if config is not None:
+        runs += list(test_runs(mode, job.encoder, job.fraction, config))
+    return runs
 
 
 # ---- Running them --------------------------------------------------------------------------
@@ -247,16 +304,12 @@ def write_result(mode, run, report):
 
 
 def plan(mode, only):
-    """The runs of the chosen stages in order: per label fraction and encoder, the selection
-    runs and then the test runs they choose (known once the selection is complete). An
-    encoder's pre-training runs before its first evaluation, or first with --only pretrain."""
-    stages = only or list(STAGES)
-    runs = [pretraining(mode, o) for o in mode.pretrain] if "pretrain" in stages else []
-    for fraction in mode.fractions:
-        for name in encoders(mode):
-            for stage in stages:
-                if stage in STAGES:
-                    runs += list(STAGES[stage](mode, name, fraction))
+    """The runs of the chosen experiments in order (test runs appear once their selection is
+    complete). A pre-training runs before the first evaluation that needs it."""
+    runs = []
+    for job in mode.jobs:
+        if not only or job.experiment in only:
+            runs += job_runs(mode, job)
     return runs
 
 
@@ -280,16 +333,15 @@ def run_all(mode, only):
 
 
 def status(mode):
-    for stage in ["pretrain", *STAGES]:
-        runs = plan(mode, [stage])
+    for experiment in EXPERIMENTS:
+        runs = plan(mode, [experiment])
         done = sum(r.done(mode) for r in runs)
-        print(f"{stage}: {done} of {len(runs)} done"
-              + (" (more once the selection is complete)" if stage == "test" else ""))
-    for name in encoders(mode):
-        for fraction in mode.fractions:
-            config = chosen(mode, name, fraction)
-            if config:
-                print(f"chosen for {name} at {fraction:g}: {config_name(config)}")
+        print(f"{experiment}: {done} of the {len(runs)} runs known so far done")
+    for job in mode.jobs:
+        if not job.frozen and not job.config_from:
+            config = chosen(mode, job.encoder, job.fraction)
+            print(f"chosen for {job.encoder} at {job.fraction:g}: "
+                  + (config_name(config) if config else "(selection not complete)"))
 
 
 def main():
@@ -297,11 +349,14 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "status", "list"])
     parser.add_argument("--short", action="store_true")
-    parser.add_argument("--only", nargs="+", choices=["pretrain", *STAGES])
+    parser.add_argument("--only", nargs="+", choices=EXPERIMENTS)
     args = parser.parse_args()
     mode = Mode(args.short)
     if args.command == "list":
-        print("\n".join(["pretrain", *STAGES]))
+        for job in mode.jobs:
+            print(f"{job.experiment}: {job.encoder} at {job.fraction:g}"
+                  + (" (frozen)" if job.frozen else "")
+                  + (f" with {job.config_from}'s configuration" if job.config_from else ""))
     elif args.command == "status":
         status(mode)
     else:
