@@ -20,6 +20,7 @@ The experiments, run in this order (`list` prints every step):
     scripts/protocol.py run [--short] [--only EXPERIMENT ...]   # what is not done, in order
     scripts/protocol.py status [--short]                         # what is done, what was chosen
     scripts/protocol.py list [--short]
+    scripts/protocol.py table [--short]                          # Markdown of what is done
 
 --short: nano-28 on 3000 training images, a few steps: the check that CI runs (a minute).
 Environment: BUILD_DIR (default build), DATA (Debian's Fashion-MNIST), THREADS (default 0:
@@ -344,10 +345,66 @@ def status(mode):
                   + (config_name(config) if config else "(selection not complete)"))
 
 
+def accuracy(mode, stage, name, measure="finetune"):
+    path = mode.results / stage / f"{name}.json"
+    return json.loads(path.read_text())[measure]["accuracy"] if path.exists() else None
+
+
+def mean_sd(values):
+    """'mean ± s.d.' in percent over the seeds that are done, with their count when < 3."""
+    values = [100 * v for v in values if v is not None]
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 \
+        else 0.0
+    text = f"{mean:.1f} ± {sd:.1f}"
+    return text if len(values) == len(SEEDS) else f"{text} ({len(values)} seed)"
+
+
+def table(mode):
+    """Markdown tables of what is done: test accuracy (mean ± s.d. of the seeds) by encoder and
+    label fraction, the configuration chosen for each, and the frozen measures."""
+    fractions = sorted({job.fraction for job in mode.jobs})
+    names = []
+    for job in mode.jobs:
+        if not job.frozen and job.encoder not in names:
+            names.append(job.encoder)
+    print("| encoder | " + " | ".join(f"{100 * f:g}% of the labels" for f in fractions) + " |")
+    print("|---|" + "---:|" * len(fractions))
+    for name in names:
+        cells = [mean_sd([accuracy(mode, "test", f"{name}-{f:g}-seed{seed}") for seed in SEEDS])
+                 for f in fractions]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    print("| encoder | label fraction | chosen on held-out images | its validation accuracy |")
+    print("|---|---:|---|---:|")
+    for job in mode.jobs:
+        if job.frozen or job.config_from:
+            continue
+        config = chosen(mode, job.encoder, job.fraction)
+        if config:
+            v = accuracy(mode, "select", f"{job.encoder}-{job.fraction:g}-{config_name(config)}")
+            print(f"| {job.encoder} | {100 * job.fraction:g}% | {config_name(config)} | "
+                  f"{100 * v:.1f} |")
+    frozen = [job for job in mode.jobs if job.frozen]
+    if any((mode.results / "frozen" / f"{j.encoder}-{j.fraction:g}.json").exists() for j in frozen):
+        print()
+        print("| encoder | label fraction | k-NN | linear probe |")
+        print("|---|---:|---:|---:|")
+        for j in frozen:
+            name = f"{j.encoder}-{j.fraction:g}"
+            knn, linear = accuracy(mode, "frozen", name, "knn"), accuracy(mode, "frozen", name,
+                                                                          "linear")
+            if knn is not None:
+                print(f"| {j.encoder} | {100 * j.fraction:g}% | {100 * knn:.1f} | "
+                      f"{100 * linear:.1f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "status", "list"])
+    parser.add_argument("command", choices=["run", "status", "list", "table"])
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--only", nargs="+", choices=EXPERIMENTS)
     args = parser.parse_args()
@@ -359,6 +416,8 @@ def main():
                   + (f" with {job.config_from}'s configuration" if job.config_from else ""))
     elif args.command == "status":
         status(mode)
+    elif args.command == "table":
+        table(mode)
     else:
         if args.short and mode.work.exists():
             shutil.rmtree(mode.work)  # the short check always runs from nothing
