@@ -29,11 +29,13 @@ the short mode also keeps its results), BUILD_COMMIT (the commit the programs we
 recorded with each result; default: the checkout's)."""
 import argparse
 import datetime
+import hashlib
 import itertools
 import json
 import os
 import pathlib
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -244,6 +246,16 @@ def provenance():
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def sha256(path):
+    """The checkpoint's identity: results of two pre-trainings that differ (another CPU, another
+    build) must not be mixed, and the tables say when they are."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def log(mode, text):
     line = f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S} {text}"
     print(line, flush=True)
@@ -277,7 +289,8 @@ def pretrain(mode, run):
     metrics = (ckpt.parent / "metrics.jsonl").read_text().splitlines()
     last = json.loads(metrics[-1]) if metrics else {}
     summary = {"program": run.program, "args": run.args, "last_metrics": last,
-               "seconds": time.time() - start, **provenance()}
+               "checkpoint_sha256": sha256(ckpt), "seconds": time.time() - start,
+               **provenance()}
     write_result(mode, run, summary)
 
 
@@ -293,6 +306,8 @@ def evaluate(mode, run):
     report = json.loads(scratch.read_text())
     report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
     report["provenance"] = provenance()
+    if needs is not None:
+        report["provenance"]["checkpoint_sha256"] = sha256(checkpoint(mode, needs))
     write_result(mode, run, report)
 
 
@@ -362,6 +377,19 @@ def mean_sd(values):
     return text if len(values) == len(SEEDS) else f"{text} ({len(values)} seed)"
 
 
+def checkpoints_of(mode, name):
+    """The checkpoint hashes recorded by the evaluations of encoder `name`."""
+    pattern = re.compile(re.escape(name) + r"-[0-9.]+(-lr.*|-seed[0-9]+)?")
+    hashes = set()
+    for stage in ("select", "test", "frozen"):
+        for path in (mode.results / stage).glob(f"{name}-*.json"):
+            if pattern.fullmatch(path.stem):
+                h = json.loads(path.read_text()).get("provenance", {}).get("checkpoint_sha256")
+                if h:
+                    hashes.add(h)
+    return hashes
+
+
 def table(mode):
     """Markdown tables of what is done: test accuracy (mean ± s.d. of the seeds) by encoder and
     label fraction, the configuration chosen for each, and the frozen measures."""
@@ -370,6 +398,10 @@ def table(mode):
     for job in mode.jobs:
         if not job.frozen and job.encoder not in names:
             names.append(job.encoder)
+    mixed = [name for name in names if len(checkpoints_of(mode, name)) > 1]
+    if mixed:
+        print("**Results of different pre-trainings are mixed** (another CPU or build made the "
+              f"checkpoint again) for: {', '.join(mixed)}\n")
     print("| encoder | " + " | ".join(f"{100 * f:g}% of the labels" for f in fractions) + " |")
     print("|---|" + "---:|" * len(fractions))
     for name in names:
