@@ -191,6 +191,12 @@ TEST_CASE("thread_group: a rank that throws stops the others; run rethrows its e
   }),
                        "rank 1 failed", std::runtime_error);
   CHECK(rank0_stopped);
+  int passed = 0;
+  group.run([&](communicator& comm) {  // the group runs again after a failed run
+    comm.barrier();
+    if (comm.rank() == 0) ++passed;
+  });
+  CHECK(passed == 1);
   CHECK_THROWS_AS(thread_group(0), comm_error);
 }
 

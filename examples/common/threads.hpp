@@ -54,9 +54,16 @@ inline int threads_in_use() {
 #endif
 }
 
-/// The cores this process may run on: its CPU affinity, which mpirun's binding (one core per
-/// process by default for up to 2 processes) or taskset narrows.
-inline int cores_allowed() {
+/// Whether the program runs an OpenMP pool (else one thread).
+#ifdef _OPENMP
+inline constexpr bool has_openmp = true;
+#else
+inline constexpr bool has_openmp = false;
+#endif
+
+/// The logical CPUs this process may run on: its CPU affinity, which mpirun's binding (one core
+/// per process by default for up to 2 processes), taskset or a container narrows.
+inline int cpus_allowed() {
 #if defined(__linux__)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
@@ -64,8 +71,8 @@ inline int cores_allowed() {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-/// The machine's cores, whatever this process may use.
-inline int cores_of_machine() {
+/// The machine's logical CPUs, whatever this process may use.
+inline int cpus_of_machine() {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 

@@ -224,18 +224,21 @@ splitmask::image_set load_data(const ex::pretrain_settings& s, const ex::preset_
   return set;
 }
 
-// Threads when --threads is not given: this process's share of the machine's cores (all of
-// them for one process), within the cores it may run on. mpirun binds each process to one core
-// unless told otherwise, which would leave the rest idle: rank 0 says so.
+// Threads when --threads is not given (0: OpenMP's default, OMP_NUM_THREADS or the CPUs this
+// process may run on). Several processes share the machine's CPUs, each within those its CPU
+// affinity allows. mpirun binds each process to one core unless told otherwise, which leaves
+// the rest idle: under mpirun, rank 0 says so.
 int default_threads(const splitmask::communicator& comm) {
-  const int machine = ex::cores_of_machine(), allowed = ex::cores_allowed();
+  const int machine = ex::cpus_of_machine(), allowed = ex::cpus_allowed();
   const int share = std::max(1, machine / comm.ranks_on_this_node());
-  if (allowed < share && comm.rank() == 0)
+  const bool launched_by_mpirun = comm.size() > 1 || std::getenv("OMPI_COMM_WORLD_SIZE");
+  if (launched_by_mpirun && allowed < share && comm.rank() == 0)
     std::fprintf(stderr,
-                 "note: this process may run on %d of the machine's %d cores (its CPU affinity: "
-                 "mpirun binds each process to one core unless given --bind-to none or "
-                 "--map-by slot:PE=%d); it uses %d thread%s\n",
+                 "note: this process may run on %d of the machine's %d CPUs (mpirun binds each "
+                 "process to one core unless given --bind-to none or --map-by slot:PE=%d); it "
+                 "uses %d thread%s\n",
                  allowed, machine, share, allowed, allowed == 1 ? "" : "s");
+  if (comm.size() == 1 || !ex::has_openmp || std::getenv("OMP_NUM_THREADS")) return 0;
   return std::min(allowed, share);
 }
 

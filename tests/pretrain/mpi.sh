@@ -4,7 +4,7 @@
 #     uninterrupted 2-process run (loss and gradient norm of the last step within 1e-6).
 #  2. A rank killed mid-run makes mpirun exit non-zero within 30 s, and the last checkpoint
 #     resumes.
-#  3. Without --threads, a process that mpirun bound to fewer cores than its share says so.
+#  3. Without --threads, a process that mpirun bound to fewer CPUs than its share says so.
 #   tests/pretrain/mpi.sh PRETRAIN MPIRUN DATA WORK_DIR
 set -euo pipefail
 pretrain=$1 mpirun=$2 data=$3 work=$4
@@ -57,11 +57,14 @@ echo "a rank killed: mpirun exited with status $status after $(($(date +%s) - ki
   >"$work/resume.log" 2>&1 || { cat "$work/resume.log"; echo "FAIL: the last checkpoint does not resume"; exit 1; }
 grep "resuming from" "$work/resume.log"
 
-# mpirun binds a lone process to one core: without --threads, the pretrainer says so rather than
-# leave the other cores idle unannounced.
-if [ "$(nproc --all)" -gt 1 ]; then
-  mpi 1 "$pretrain" --preset nano-28 --data "$data" --batch 16 --vocabulary-images 300 \
-    --steps 1 --out "$work/bound" >"$work/bound.log" 2>&1
-  grep "note: this process may run on 1 of the machine's" "$work/bound.log" ||
+# mpirun binds a lone process to one core: without --threads, the pretrainer says so (when that
+# is fewer CPUs than the machine's) rather than leave the others idle unannounced.
+bound=$(mpi 1 nproc)
+mpi 1 "$pretrain" --preset nano-28 --data "$data" --batch 16 --vocabulary-images 300 \
+  --steps 1 --out "$work/bound" >"$work/bound.log" 2>&1
+if [ "$bound" -lt "$(nproc --all)" ]; then
+  grep "note: this process may run on $bound of the machine's $(nproc --all) CPUs" "$work/bound.log" ||
     { cat "$work/bound.log"; echo "FAIL: no note about mpirun's binding"; exit 1; }
+elif grep -q "note: this process may run on" "$work/bound.log"; then
+  cat "$work/bound.log"; echo "FAIL: a note about a binding that leaves no CPU idle"; exit 1
 fi

@@ -67,12 +67,25 @@ inline std::size_t element_size(element_kind kind) {
 }
 
 namespace detail {
+// The type sums are done in: integers wrap on overflow, as MPI's sums do, through unsigned
+// arithmetic (no undefined behaviour).
+template <class T, bool = std::is_integral_v<T>>
+struct wrapping_sum {
+  using type = T;
+};
+template <class T>
+struct wrapping_sum<T, true> {
+  using type = std::make_unsigned_t<T>;
+};
+
 template <class T>
 void add_in_rank_order(T* sum, const void* const* ranks, int size, std::size_t count) {
+  using A = typename wrapping_sum<T>::type;
   for (std::size_t i = 0; i < count; ++i) {
-    T s = static_cast<const T*>(ranks[0])[i];
-    for (int r = 1; r < size; ++r) s = static_cast<T>(s + static_cast<const T*>(ranks[r])[i]);
-    sum[i] = s;
+    A s = static_cast<A>(static_cast<const T*>(ranks[0])[i]);
+    for (int r = 1; r < size; ++r)
+      s = static_cast<A>(s + static_cast<A>(static_cast<const T*>(ranks[r])[i]));
+    sum[i] = static_cast<T>(s);
   }
 }
 

@@ -4,8 +4,9 @@
 // an MPI run whose communicator sums in rank order, when each rank computes alike (the same
 // OpenMP thread count, say 1).
 //
-// A rank that throws stops the others: their next collective throws comm_error, so no thread
-// waits forever; run() then rethrows the first rank's exception.
+// Within run(), a rank that throws stops the others: their next collective throws comm_error,
+// so no thread waits forever; run() then rethrows the first rank's exception, and the group can
+// run again. (Threads a caller starts itself, through rank(r), get no such guard.)
 //
 //   splitmask::thread_group group(2);
 //   group.run([&](splitmask::communicator& comm) {  // on 2 threads, comm.rank() 0 and 1
@@ -44,6 +45,7 @@ class thread_group {
   /// rethrows the exception of the rank that failed first, if any.
   template <class F>
   void run(F&& f) {
+    shared_->reset();
     std::vector<std::thread> threads;
     std::exception_ptr first;
     std::mutex first_mutex;
@@ -86,6 +88,11 @@ class thread_group {
       std::lock_guard<std::mutex> lock(mutex);
       stopped = true;
       done.notify_all();
+    }
+    void reset() {  // before a run: no rank is waiting
+      std::lock_guard<std::mutex> lock(mutex);
+      stopped = false;
+      waiting = 0;
     }
     static comm_error stopped_error() {
       return comm_error("splitmask::thread_group: another rank stopped with an error");

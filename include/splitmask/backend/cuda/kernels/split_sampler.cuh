@@ -2,10 +2,10 @@
 // its N positions into A (N_A positions) and B (the rest), each in ascending order, with exactly
 // the CPU's bits. A block per image: its threads draw the Fisher-Yates targets in parallel (each
 // draw is a pure function of the image's number and the step), one thread applies the swaps in
-// order in shared memory, the threads mark which positions landed in A, and one thread writes
-// both subsets by scanning the positions 0..N-1 (the same output as sorting each subset).
-// The steps are __host__ __device__ functions of (thread, threads), so a host program can run
-// them one simulated thread at a time against the CPU sampler.
+// order in shared memory, the threads mark which positions landed in A, and a block-wide prefix
+// sum of the marks (cub::BlockScan) gives each position its place in its subset, so the threads
+// write both subsets in ascending order (the output of sorting each subset). The scan adds
+// integers: any order of its additions gives the same places.
 //
 //   index_a (B, N_A) int32   index_b (B, N - N_A) int32
 #pragma once
