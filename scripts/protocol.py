@@ -20,7 +20,7 @@ The experiments, run in this order (`list` prints every step):
     scripts/protocol.py run [--short] [--only EXPERIMENT ...]   # what is not done, in order
     scripts/protocol.py status [--short]                         # what is done, what was chosen
     scripts/protocol.py list [--short]
-    scripts/protocol.py table [--short]                          # Markdown of what is done
+    scripts/protocol.py table [--short] [--svg DIR]              # Markdown (and charts)
 
 --short: nano-28 on 3000 training images, a few steps: the check that CI runs (a minute).
 Environment: BUILD_DIR (default build), DATA (Debian's Fashion-MNIST), THREADS (default 0:
@@ -433,12 +433,95 @@ def table(mode):
                       f"{100 * linear:.1f} |")
 
 
+COLOURS = {"scratch": "#777777", "splitmask": "#d62728", "splitmask-lambda0": "#ff7f0e",
+           "beit": "#1f77b4"}
+LABELS = {"scratch": "from scratch", "splitmask": "SplitMask",
+          "splitmask-lambda0": "SplitMask without InfoNCE", "beit": "BEiT"}
+
+
+def test_point(mode, name, fraction):
+    """(mean, s.d.) in percent of the test seeds that are done, or None."""
+    values = [accuracy(mode, "test", f"{name}-{fraction:g}-seed{seed}") for seed in SEEDS]
+    values = [100 * v for v in values if v is not None]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 \
+        else 0.0
+    return mean, sd
+
+
+def option_value(args, option):
+    return args[args.index(option) + 1] if option in args else None
+
+
+def charts(mode, folder):
+    """The charts of docs/results.md from what is done: accuracy by label fraction, by
+    pre-training set size, and by pre-training length. Returns the files written."""
+    from svg_chart import Series, line_chart
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    fractions = sorted({j.fraction for j in mode.jobs})
+    ticks = [(f, f"{100 * f:g}%") for f in fractions]
+    series = []
+    for name in ["scratch", "splitmask", "splitmask-lambda0", "beit"]:
+        pts = [(f, *p) for f in fractions if (p := test_point(mode, name, f))]
+        if pts:
+            series.append(Series(LABELS[name], COLOURS[name], pts))
+    if line_chart(folder / "compare.svg", "Fine-tuning accuracy by labels used (mean ± s.d., 3 seeds)",
+                  "labels used", "test accuracy (%)", series, x_log=True, x_ticks=ticks):
+        written.append(folder / "compare.svg")
+
+    sizes = {}
+    for name, args in mode.pretrainings.items():
+        if name == "splitmask" or (name.startswith("splitmask-") and name[10:].isdigit()):
+            limit = option_value(args, "--train-limit")
+            sizes[name] = int(limit) if limit else 60000
+    series, references = [], []
+    for f, colour in zip(sorted({j.fraction for j in mode.jobs if j.experiment == "samples"}),
+                         ["#d62728", "#9467bd"]):
+        pts = [(n, *p) for name, n in sizes.items() if (p := test_point(mode, name, f))]
+        if pts:
+            series.append(Series(f"SplitMask, {100 * f:g}% of the labels", colour, pts))
+        if (p := test_point(mode, "scratch", f)):
+            references.append((f"from scratch, {100 * f:g}%", colour, p[0]))
+    if series and line_chart(
+            folder / "samples.svg", "Pre-training set size, the same number of steps",
+            "images pre-trained on", "test accuracy (%)", series, x_log=True,
+            x_ticks=[(n, f"{n:,}".replace(",", " ")) for n in sorted(set(sizes.values()))],
+            references=references):
+        written.append(folder / "samples.svg")
+
+    steps = {}
+    for name, args in mode.pretrainings.items():
+        if name.startswith("splitmask-3000") or (mode.short and name == "splitmask-1000"):
+            steps[name] = int(option_value(args, "--steps"))
+    series = []
+    f = 0.1
+    fine = [(n, *p) for name, n in steps.items() if (p := test_point(mode, name, f))]
+    if fine:
+        series.append(Series(f"fine-tuned, {100 * f:g}% of the labels", "#d62728", fine))
+    for measure, label, colour in (("knn", "k-NN", "#2ca02c"), ("linear", "linear probe", "#1f77b4")):
+        pts = [(n, 100 * a, 0.0) for name, n in steps.items()
+               if (a := accuracy(mode, "frozen", f"{name}-{f:g}", measure)) is not None]
+        if pts:
+            series.append(Series(f"{label}, frozen, {100 * f:g}%", colour, pts))
+    if series and line_chart(
+            folder / "schedule.svg", "Pre-training length on 5% of the images",
+            "pre-training steps", "test accuracy (%)", series, x_log=True,
+            x_ticks=[(n, str(n)) for n in sorted(steps.values())]):
+        written.append(folder / "schedule.svg")
+    return written
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "status", "list", "table"])
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--only", nargs="+", choices=EXPERIMENTS)
+    parser.add_argument("--svg", metavar="DIR", help="table: also draw the charts into DIR")
     args = parser.parse_args()
     mode = Mode(args.short)
     if args.command == "list":
@@ -450,6 +533,9 @@ def main():
         status(mode)
     elif args.command == "table":
         table(mode)
+        if args.svg:
+            for path in charts(mode, args.svg):
+                print(f"chart -> {path}")
     else:
         if args.short and mode.work.exists():
             shutil.rmtree(mode.work)  # the short check always runs from nothing
