@@ -69,6 +69,7 @@ class Mode:
                 "splitmask-1000": ["--objective", "splitmask", *steps, "--train-limit", "1000"],
             }
             self.grid = {0.1: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [2]}}
+            self.max_epochs = {0.1: 4}
             self.batch = 32
             self.jobs = [Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
                          Job("ablation", "splitmask-lambda0", 0.1),
@@ -84,6 +85,9 @@ class Mode:
             0.1: {"lr": [1e-3, 2e-3, 4e-3], "layer_decay": [0.75, 1.0], "epochs": [30, 100]},
             1.0: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [15, 40]},
         }
+        # The longest selection run, by doubling the best's epochs: a run stays under about
+        # 90 minutes of 2 cores (100% of the labels: the grid's 40 epochs already are).
+        self.max_epochs = {0.01: 1200, 0.1: 400, 1.0: 40}
         self.batch = 64
         # Pre-training: 20 epochs of the 60 000 images at batch 64 are 18 740 steps (937 a
         # pass, the partial batch dropped); the subsets get the same number of steps.
@@ -135,15 +139,19 @@ EXPERIMENTS = ["compare", "ablation", "samples", "schedule"]
 class Run:
     """One program run: its result JSON (committed) and what it needs first."""
 
-    def __init__(self, stage, name, program, args, needs=None):
+    def __init__(self, stage, name, program, args, needs=None, config=None):
         self.stage, self.name, self.program, self.args = stage, name, program, args
         self.needs = needs  # a pre-training Run whose checkpoint this evaluation reads
+        self.config = config  # fine-tuning's hyperparameters, recorded with the result
 
     def result(self, mode):
         return mode.results / self.stage / f"{self.name}.json"
 
     def done(self, mode):
-        return self.result(mode).exists()
+        path = self.result(mode)
+        if not path.exists():
+            return False
+        return self.config is None or json.loads(path.read_text()).get("config") == self.config
 
 
 def pretraining(mode, name):
@@ -182,36 +190,55 @@ def config_name(config):
     return f"lr{config['lr']:g}-ld{config['layer_decay']:g}-ep{config['epochs']:g}"
 
 
+def selection(mode, name, fraction):
+    """(the configurations encoder `name` needs at `fraction`, the chosen one or None while one
+    of them has not run). The rule, the same for every encoder: the grid, then, while the best
+    (validation accuracy; ties to fewer epochs) is the longest run of its learning rate and
+    layer decay, that configuration again with twice the epochs, up to the fraction's cap: a
+    baseline is trained until longer stops helping, not cut off at the grid's edge."""
+    wanted = list(configs(mode, fraction))
+    tried = []
+    for config in wanted:
+        value = accuracy(mode, "select", f"{name}-{fraction:g}-{config_name(config)}")
+        if value is None:
+            return wanted, None
+        tried.append((value, config))
+    while True:
+        best = max(tried, key=lambda t: (t[0], -t[1]["epochs"]))[1]
+        same = [c["epochs"] for _, c in tried
+                if (c["lr"], c["layer_decay"]) == (best["lr"], best["layer_decay"])]
+        longer = dict(best, epochs=2 * best["epochs"])
+        if best["epochs"] < max(same) or longer["epochs"] > mode.max_epochs[fraction]:
+            return wanted, best
+        wanted.append(longer)
+        value = accuracy(mode, "select", f"{name}-{fraction:g}-{config_name(longer)}")
+        if value is None:
+            return wanted, None
+        tried.append((value, longer))
+
+
 def selection_runs(mode, name, fraction):
-    """Fine-tuning of an encoder over the grid, measured on held-out training images."""
+    """Fine-tuning of an encoder over its selection's configurations, measured on held-out
+    training images."""
     load, needs = encoder(mode, name)
-    for config in configs(mode, fraction):
+    for config in selection(mode, name, fraction)[0]:
         yield Run("select", f"{name}-{fraction:g}-{config_name(config)}", "splitmask-eval",
                   [*load, *finetune_args(mode, fraction, config, 0),
-                   "--validation", str(mode.validation)], needs)
+                   "--validation", str(mode.validation)], needs, config)
 
 
 def chosen(mode, name, fraction):
-    """The grid's configuration with the best validation accuracy (ties: fewer epochs, then
-    the first in the grid), or None while a selection run is missing."""
-    best = None
-    for config in configs(mode, fraction):
-        path = mode.results / "select" / f"{name}-{fraction:g}-{config_name(config)}.json"
-        if not path.exists():
-            return None
-        accuracy = json.loads(path.read_text())["finetune"]["accuracy"]
-        key = (accuracy, -config["epochs"])
-        if best is None or key > best[0]:
-            best = (key, config)
-    return best[1]
+    """The configuration selection() chose, or None while a selection run is missing."""
+    return selection(mode, name, fraction)[1]
 
 
 def test_runs(mode, name, fraction, config):
-    """Fine-tuning of an encoder with `config` on the test split, 3 seeds."""
+    """Fine-tuning of an encoder with `config` on the test split, 3 seeds. A result made with
+    another configuration (the selection has moved since) is not done."""
     load, needs = encoder(mode, name)
     for seed in SEEDS:
         yield Run("test", f"{name}-{fraction:g}-seed{seed}", "splitmask-eval",
-                  [*load, *finetune_args(mode, fraction, config, seed)], needs)
+                  [*load, *finetune_args(mode, fraction, config, seed)], needs, config)
 
 
 def job_runs(mode, job):
@@ -306,6 +333,8 @@ def evaluate(mode, run):
     report = json.loads(scratch.read_text())
     report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
     report["provenance"] = provenance()
+    if run.config is not None:
+        report["config"] = run.config
     if needs is not None:
         report["provenance"]["checkpoint_sha256"] = sha256(checkpoint(mode, needs))
     write_result(mode, run, report)
@@ -407,7 +436,8 @@ def table(mode):
     for name in names:
         cells = [mean_sd([accuracy(mode, "test", f"{name}-{f:g}-seed{seed}") for seed in SEEDS])
                  for f in fractions]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        if any(c != "–" for c in cells):  # encoders with no test run yet are left out
+            print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     print("| encoder | label fraction | chosen on held-out images | its validation accuracy |")
     print("|---|---:|---|---:|")
