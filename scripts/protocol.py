@@ -17,7 +17,8 @@ The experiments, run in this order (`list` prints every step):
   schedule   on the 5% subset, 1/8, 1/2 and 2 times those steps; frozen k-NN and linear probe
              of every pre-training of the series and of the sample-efficiency runs
 
-    scripts/protocol.py run [--short] [--only EXPERIMENT ...]   # what is not done, in order
+    scripts/protocol.py run [--short] [--only EXPERIMENT ...] [--encoders NAME ...]
+                                                                 # what is not done, in order
     scripts/protocol.py status [--short]                         # what is done, what was chosen
     scripts/protocol.py list [--short]
     scripts/protocol.py table [--short] [--svg DIR]              # Markdown (and charts)
@@ -348,24 +349,24 @@ def write_result(mode, run, report):
     temporary.replace(path)  # atomic: a run is done or not
 
 
-def plan(mode, only):
-    """The runs of the chosen experiments in order (test runs appear once their selection is
-    complete). A pre-training runs before the first evaluation that needs it."""
+def plan(mode, only, encoders=None):
+    """The runs of the chosen experiments (and encoders) in order (test runs appear once their
+    selection is complete). A pre-training runs before the first evaluation that needs it."""
     runs = []
     for job in mode.jobs:
-        if not only or job.experiment in only:
+        if (not only or job.experiment in only) and (not encoders or job.encoder in encoders):
             runs += job_runs(mode, job)
     return runs
 
 
-def run_all(mode, only):
+def run_all(mode, only, encoders=None):
     for program in ("splitmask-pretrain", "splitmask-eval"):
         if not (BUILD / "examples" / program).exists():
             raise SystemExit(f"protocol.py: {BUILD / 'examples' / program} is not built "
                              "(cmake --build build --target splitmask_pretrain splitmask_eval)")
     # Planned again after every run: a finished selection adds its test runs.
     while True:
-        runs = plan(mode, only)
+        runs = plan(mode, only, encoders)
         todo = [r for r in runs if not r.done(mode)]
         if not todo:
             break
@@ -551,6 +552,8 @@ def main():
     parser.add_argument("command", choices=["run", "status", "list", "table"])
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--only", nargs="+", choices=EXPERIMENTS)
+    parser.add_argument("--encoders", nargs="+", metavar="NAME",
+                        help="run: only the jobs of these encoders (scratch, splitmask, ...)")
     parser.add_argument("--svg", metavar="DIR", help="table: also draw the charts into DIR")
     args = parser.parse_args()
     mode = Mode(args.short)
@@ -569,7 +572,7 @@ def main():
     else:
         if args.short and mode.work.exists():
             shutil.rmtree(mode.work)  # the short check always runs from nothing
-        run_all(mode, args.only)
+        run_all(mode, args.only, args.encoders)
 
 
 if __name__ == "__main__":
