@@ -61,6 +61,21 @@ def patches_of(images, p):
     return x.reshape(b * g * g, c * p * p)
 
 
+def scores_of(raw, vocabulary, encoder, data_stats, tokenizer):
+    """(standardised patches (B·N, L), their scores against the vocabulary (B·N, K)) of raw
+    images (B, C, S, S) in 0..1, as patch_tokenizer computes them: the images normalised with
+    the run's data statistics, each patch standardised with the tokenizer's. A patch's id is the
+    arg-max of its scores, the first of equal ones."""
+    c, p = encoder["channels"], encoder["patch_size"]
+    channel = np.repeat(np.arange(c), p * p)
+    mean, std = np.array(data_stats["mean"])[channel], np.array(data_stats["std"])[channel]
+    t_mean = np.array(tokenizer["mean"])[channel]
+    t_std = np.array(tokenizer["std"])[channel]
+    x = ((patches_of(raw, p) - mean) / std).astype(np.float32)
+    x = ((x - t_mean) * (1.0 / t_std)).astype(np.float32)
+    return x, x @ vocabulary.T
+
+
 def entropy_bits(ids, k):
     counts = np.bincount(ids, minlength=k).astype(np.float64)
     q = counts[counts > 0] / counts.sum()
@@ -89,15 +104,10 @@ def main():
     if images.shape[1] != encoder["channels"] or images.shape[2] != encoder["image_size"]:
         raise SystemExit(f"{args.data}: images of {images.shape[1:]} do not fit {encoder}")
     raw = patches_of(images, p)
-    c = encoder["channels"]
-    channel = np.repeat(np.arange(c), p * p)
-    mean, std = np.array(stats["mean"])[channel], np.array(stats["std"])[channel]
-    t_mean, t_std = np.array(tokenizer["mean"])[channel], np.array(tokenizer["std"])[channel]
-    x = ((raw - mean) / std).astype(np.float32)
-    x = ((x - t_mean) * (1.0 / t_std)).astype(np.float32)
-    scores = x @ vocabulary.T
+    x, scores = scores_of(images, vocabulary, encoder, stats, tokenizer)
     ids = np.argmax(scores, axis=1)  # the first of equal scores, as the C++ loop
     spread = raw.std(axis=1)
+    black = raw.max(axis=1) == 0  # every pixel 0: one word whatever the tokenizer keeps
     norms = np.linalg.norm(x, axis=1)
     nonzero = norms > 0
     similarity = float((scores[np.arange(len(ids)), ids][nonzero] / norms[nonzero]).mean())
@@ -114,20 +124,22 @@ def main():
           f"{report['entropy_bits']:.2f} of {math.log2(k):.2f} bits; the 5 commonest words "
           f"take {100 * report['top5_share']:.1f}%; mean cosine similarity to the word "
           f"{similarity:.3f}")
-    print("| pixel s.d. below | share of targets | words they fall on (90% of them on) "
-          "| entropy, near-uniform | entropy, the others |")
-    print("|---:|---:|---|---:|---:|")
+    print("| pixel s.d. below | share of targets | of them, all black | words they fall on "
+          "(90% of them on) | entropy, near-uniform | entropy, the others |")
+    print("|---:|---:|---:|---|---:|---:|")
     for t in args.thresholds:
         flat = spread < t
         flat_ids, other_ids = ids[flat], ids[~flat]
         counts = np.sort(np.bincount(flat_ids, minlength=k))[::-1]
         cover = int(np.searchsorted(np.cumsum(counts), 0.9 * flat.sum()) + 1) if flat.any() else 0
         row = {"threshold": t, "share": float(flat.mean()),
+               "black_share": float((flat & black).sum() / max(flat.sum(), 1)),
                "words": int(len(np.unique(flat_ids))), "words_for_90_percent": cover,
                "entropy_bits": entropy_bits(flat_ids, k) if flat.any() else 0.0,
                "entropy_bits_others": entropy_bits(other_ids, k) if (~flat).any() else 0.0}
         report["near_uniform"].append(row)
-        print(f"| {t:g} | {100 * row['share']:.1f}% | {row['words']} ({cover}) "
+        print(f"| {t:g} | {100 * row['share']:.1f}% | {100 * row['black_share']:.0f}% "
+              f"| {row['words']} ({cover}) "
               f"| {row['entropy_bits']:.2f} | {row['entropy_bits_others']:.2f} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
