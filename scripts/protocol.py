@@ -12,6 +12,9 @@ checkpoint is missing or unfinished pre-trains it (again) first.
 The experiments, run in this order (`list` prints every step):
   compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
   ablation   SplitMask without InfoNCE (lambda 0) and BEiT at 1%, selected by the same rule
+  tokenizers SplitMask with random-patch words and with 64 and 1024 k-means words, fine-tuned
+             at 1% with the configuration chosen for SplitMask; and for each tokenizer, how
+             well the decoder predicts near-uniform patches and the others (target_loss.py)
   samples    SplitMask pre-trained on 1%, 5%, 10%, 25% of the images for the same steps,
              fine-tuned at 10% and 1% with the configuration chosen for SplitMask
   schedule   on the 5% subset, 1/8, 1/2 and 2 times those steps; frozen k-NN and linear probe
@@ -68,12 +71,18 @@ class Mode:
                 "splitmask-lambda0": ["--objective", "splitmask", *steps, "--train-limit", "3000",
                                       "--objective-options", "lambda=0"],
                 "splitmask-1000": ["--objective", "splitmask", *steps, "--train-limit", "1000"],
+                "splitmask-random": ["--objective", "splitmask", *steps[:-2], "--train-limit",
+                                     "3000", "--kmeans-iterations", "0"],
             }
+            self.target_images = 500
             self.grid = {0.1: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [2]}}
             self.max_epochs = {0.1: 4}
             self.batch = 32
             self.jobs = [Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
                          Job("ablation", "splitmask-lambda0", 0.1),
+                         Job("tokenizers", "splitmask-random", 0.1, config_from="splitmask"),
+                         *[Job("tokenizers", e, None, targets=True)
+                           for e in ("splitmask", "splitmask-random") if HAS_TORCH],
                          Job("samples", "splitmask-1000", 0.1, config_from="splitmask"),
                          Job("schedule", "splitmask-1000", 0.1, frozen=True)]
             return
@@ -98,7 +107,12 @@ class Mode:
             "splitmask": [*splitmask, "--epochs", "20"],
             "splitmask-lambda0": [*splitmask, "--epochs", "20", "--objective-options", "lambda=0"],
             "beit": ["--objective", "beit", "--epochs", "20"],
+            # The tokenizer experiment: random-patch words, and other vocabulary sizes.
+            "splitmask-random": [*splitmask, "--epochs", "20", "--kmeans-iterations", "0"],
+            "splitmask-k64": [*splitmask, "--epochs", "20", "--preset", "mini-28-k64"],
+            "splitmask-k1024": [*splitmask, "--epochs", "20", "--preset", "mini-28-k1024"],
         }
+        self.target_images = 10000
         samples = [600, 3000, 6000, 15000]  # 1%, 5%, 10%, 25% (100%: "splitmask")
         for n in samples:
             self.pretrainings[f"splitmask-{n}"] = [*splitmask, "--steps", str(full),
@@ -110,6 +124,8 @@ class Mode:
         self.jobs = [
             Job("compare", "scratch", 0.01), Job("compare", "splitmask", 0.01),
             Job("ablation", "splitmask-lambda0", 0.01), Job("ablation", "beit", 0.01),
+            *[Job("tokenizers", e, 0.01, config_from="splitmask") for e in TOKENIZERS[1:]],
+            *[Job("tokenizers", e, None, targets=True) for e in TOKENIZERS],
             Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
             *[Job("samples", f"splitmask-{n}", f, config_from="splitmask")
               for n in samples for f in (0.1, 0.01)],
@@ -125,14 +141,36 @@ class Mode:
 class Job:
     """A step of an experiment: an encoder at a label fraction, either selected on held-out
     images and then tested (the default), tested with the configuration chosen for another
-    encoder (config_from), or measured frozen (k-NN and linear probe)."""
+    encoder (config_from), measured frozen (k-NN and linear probe), or its pre-training's
+    decoder measured on its targets (targets; no fraction)."""
 
-    def __init__(self, experiment, encoder, fraction, config_from=None, frozen=False):
+    def __init__(self, experiment, encoder, fraction, config_from=None, frozen=False,
+                 targets=False):
         self.experiment, self.encoder, self.fraction = experiment, encoder, fraction
-        self.config_from, self.frozen = config_from, frozen
+        self.config_from, self.frozen, self.targets = config_from, frozen, targets
+
+    def fine_tuned(self):
+        return not (self.frozen or self.targets)
+
+    def selected(self):
+        """Whether this job chooses its encoder's configuration at its fraction."""
+        return self.fine_tuned() and not self.config_from
+
+    def label(self):
+        if self.targets:
+            return f"{self.experiment}: {self.encoder}'s targets (target_loss.py)"
+        return (f"{self.experiment}: {self.encoder} at {self.fraction:g}"
+                + (" (frozen)" if self.frozen else "")
+                + (f" with {self.config_from}'s configuration" if self.config_from else ""))
 
 
-EXPERIMENTS = ["compare", "ablation", "samples", "schedule"]
+EXPERIMENTS = ["compare", "ablation", "tokenizers", "samples", "schedule"]
+# The tokenizer experiment's pre-trainings, SplitMask's own (k-means, 256 words) first.
+TOKENIZERS = ["splitmask", "splitmask-random", "splitmask-k64", "splitmask-k1024"]
+# Debian's PyTorch (scripts/target_loss.py needs it; python3-torch is not a build dependency).
+PYTHON = "/usr/bin/python3"
+HAS_TORCH = subprocess.run([PYTHON, "-c", "import torch, numpy"],
+                           capture_output=True).returncode == 0
 
 
 # ---- Runs ----------------------------------------------------------------------------------
@@ -157,8 +195,10 @@ class Run:
 
 def pretraining(mode, name):
     out = mode.work / f"pretrain-{name}"
-    args = ["--preset", mode.preset, *mode.pretrainings[name], "--seed", "0", "--out", str(out),
-            "--data", DATA, "--threads", THREADS]
+    own = mode.pretrainings[name]
+    preset = [] if "--preset" in own else ["--preset", mode.preset]
+    args = [*preset, *own, "--seed", "0", "--out", str(out), "--data", DATA, "--threads",
+            THREADS]
     return Run("pretrain", name, "splitmask-pretrain", args)
 
 
@@ -244,6 +284,11 @@ def test_runs(mode, name, fraction, config):
 
 def job_runs(mode, job):
     """The runs of a job known so far: test runs appear once their configuration is chosen."""
+    if job.targets:
+        needs = pretraining(mode, job.encoder)
+        return [Run("targets", job.encoder, "target_loss.py",
+                    ["--checkpoint", str(checkpoint(mode, needs)), "--data", DATA, "--images",
+                     str(mode.target_images)], needs)]
     if job.frozen:
         load, needs = encoder(mode, job.encoder)
         return [Run("frozen", f"{job.encoder}-{job.fraction:g}", "splitmask-eval",
@@ -329,7 +374,13 @@ def evaluate(mode, run):
                   "unfinished)")
         pretrain(mode, needs)
     scratch = mode.work / run.stage / f"{run.name}.json"
-    command = [str(BUILD / "examples" / run.program), *run.args, "--json", str(scratch)]
+    if run.program.endswith(".py"):
+        if not HAS_TORCH:
+            raise SystemExit(f"protocol.py: {run.stage}/{run.name} needs PyTorch and NumPy at "
+                             f"{PYTHON} (apt-get install python3-torch python3-numpy)")
+        command = [PYTHON, str(ROOT / "scripts" / run.program), *run.args, "--json", str(scratch)]
+    else:
+        command = [str(BUILD / "examples" / run.program), *run.args, "--json", str(scratch)]
     execute(mode, run, command, mode.work / run.stage / f"{run.name}.log")
     report = json.loads(scratch.read_text())
     report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
@@ -384,7 +435,7 @@ def status(mode):
         done = sum(r.done(mode) for r in runs)
         print(f"{experiment}: {done} of the {len(runs)} runs known so far done")
     for job in mode.jobs:
-        if not job.frozen and not job.config_from:
+        if job.selected():
             config = chosen(mode, job.encoder, job.fraction)
             print(f"chosen for {job.encoder} at {job.fraction:g}: "
                   + (config_name(config) if config else "(selection not complete)"))
@@ -423,10 +474,10 @@ def checkpoints_of(mode, name):
 def table(mode):
     """Markdown tables of what is done: test accuracy (mean ± s.d. of the seeds) by encoder and
     label fraction, the configuration chosen for each, and the frozen measures."""
-    fractions = sorted({job.fraction for job in mode.jobs})
+    fractions = sorted({job.fraction for job in mode.jobs if job.fine_tuned()})
     names = []
     for job in mode.jobs:
-        if not job.frozen and job.encoder not in names:
+        if job.fine_tuned() and job.encoder not in names:
             names.append(job.encoder)
     mixed = [name for name in names if len(checkpoints_of(mode, name)) > 1]
     if mixed:
@@ -443,7 +494,7 @@ def table(mode):
     print("| encoder | label fraction | chosen on held-out images | its validation accuracy |")
     print("|---|---:|---|---:|")
     for job in mode.jobs:
-        if job.frozen or job.config_from:
+        if not job.selected():
             continue
         config = chosen(mode, job.encoder, job.fraction)
         if config:
@@ -462,6 +513,34 @@ def table(mode):
             if knn is not None:
                 print(f"| {j.encoder} | {100 * j.fraction:g}% | {100 * knn:.1f} | "
                       f"{100 * linear:.1f} |")
+    tokenizers(mode)
+
+
+def tokenizers(mode):
+    """The tokenizer experiment's table: for each pre-training, its decoder's loss on the
+    near-uniform targets and on the others (target_loss.py), and fine-tuning at the
+    experiment's label fraction."""
+    jobs = [j for j in mode.jobs if j.experiment == "tokenizers"]
+    reports = {j.encoder: json.loads(path.read_text()) for j in jobs if j.targets
+               and (path := mode.results / "targets" / f"{j.encoder}.json").exists()}
+    if not reports:
+        return
+    fraction = min(j.fraction for j in jobs if j.fine_tuned())
+    threshold = next(iter(reports.values()))["threshold"]
+    print()
+    print(f"| tokenizer | targets on near-uniform patches (pixel s.d. < {threshold:g}) | "
+          "their cross-entropy / entropy (nats) | the others' cross-entropy / entropy | "
+          f"the others' top-1 | fine-tuned, {100 * fraction:g}% of the labels |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in reports.items():
+        flat, others = r["near_uniform"], r["others"]
+        runs = [accuracy(mode, "test", f"{name}-{fraction:g}-seed{seed}") for seed in SEEDS]
+        args = mode.pretrainings[name]
+        words = "random patches" if option_value(args, "--kmeans-iterations") == "0" else "k-means"
+        print(f"| {name}: {words}, {r['vocabulary']} words | {100 * flat['share']:.1f}% | "
+              f"{flat['cross_entropy']:.2f} / {flat['target_entropy']:.2f} | "
+              f"{others['cross_entropy']:.2f} / {others['target_entropy']:.2f} | "
+              f"{100 * others['top1']:.1f}% | {mean_sd(runs)} |")
 
 
 COLOURS = {"scratch": "#777777", "splitmask": "#d62728", "splitmask-lambda0": "#ff7f0e",
@@ -493,7 +572,7 @@ def charts(mode, folder):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    fractions = sorted({j.fraction for j in mode.jobs})
+    fractions = sorted({j.fraction for j in mode.jobs if j.fine_tuned()})
     ticks = [(f, f"{100 * f:g}%") for f in fractions]
     series = []
     for name in ["scratch", "splitmask", "splitmask-lambda0", "beit"]:
@@ -559,9 +638,7 @@ def main():
     mode = Mode(args.short)
     if args.command == "list":
         for job in mode.jobs:
-            print(f"{job.experiment}: {job.encoder} at {job.fraction:g}"
-                  + (" (frozen)" if job.frozen else "")
-                  + (f" with {job.config_from}'s configuration" if job.config_from else ""))
+            print(job.label())
     elif args.command == "status":
         status(mode)
     elif args.command == "table":

@@ -34,6 +34,15 @@ struct mini_28 : preset_sizes<vit_config<28, 1, 4, 96, 4, 3>, 256, decoder_confi
   static constexpr const char* name = "mini-28";
   static constexpr const char* use = "the Fashion-MNIST demo: minutes on 2 cores";
 };
+// mini-28 with other vocabularies, for the vocabulary-size experiment (docs/results.md)
+struct mini_28_k64 : preset_sizes<mini_28::encoder, 64, mini_28::decoder> {
+  static constexpr const char* name = "mini-28-k64";
+  static constexpr const char* use = "mini-28 with 64 token ids";
+};
+struct mini_28_k1024 : preset_sizes<mini_28::encoder, 1024, mini_28::decoder> {
+  static constexpr const char* name = "mini-28-k1024";
+  static constexpr const char* use = "mini-28 with 1024 token ids";
+};
 struct ti4_28 : preset_sizes<presets::vit_ti4_28, 512> {
   static constexpr const char* name = "ti4-28";
   static constexpr const char* use = "ViT-Ti, patch 4, for 28 x 28 grey images";
@@ -62,7 +71,7 @@ struct b16_224 : preset_sizes<presets::vit_b16_224, 8192, decoder_config<>, true
 };
 
 using all_presets =
-    std::tuple<nano_28, mini_28, ti4_28, mini_32, s4_32, ti16_224, s16_224, b16_224>;
+    std::tuple<nano_28, mini_28, mini_28_k64, mini_28_k1024, ti4_28, mini_32, s4_32, ti16_224, s16_224, b16_224>;
 
 /// A preset as a value, for generic lambdas: typename decltype(p)::type, ::config (its encoder).
 template <class Preset>
