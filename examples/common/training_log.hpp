@@ -60,8 +60,17 @@ class metrics_log {
   std::FILE* out_ = nullptr;
 };
 
+/// The step between round tick values (1, 2 or 5 times a power of ten) that cuts `span` into
+/// about `count` parts.
+inline double round_tick_step(double span, int count = 5) {
+  const double raw = span / count, power = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0})
+    if (raw <= m * power * 1.0001) return m * power;
+  return 10 * power;
+}
+
 /// Draws `series` (keys of the records) against their "step" as an SVG line chart at `path`
-/// (written atomically), with axes, ticks and a legend.
+/// (written atomically), with axes, round ticks and a legend.
 inline void write_loss_curve_svg(const std::string& path, const std::vector<nlohmann::json>& records,
                                  const std::vector<std::string>& series, const std::string& title) {
   constexpr double width = 820, height = 440, left = 64, right = 170, top = 40, bottom = 48;
@@ -77,9 +86,10 @@ inline void write_loss_curve_svg(const std::string& path, const std::vector<nloh
   }
   if (!(y_min <= y_max)) y_min = 0, y_max = 1;
   if (y_max - y_min < 1e-9) y_min -= 0.5, y_max += 0.5;
-  const double pad = 0.05 * (y_max - y_min);
-  y_min = std::max(0.0, y_min - pad);
-  y_max += pad;
+  // The y axis ends on round ticks, the x axis at the last step (its ticks round steps).
+  const double y_step = round_tick_step(y_max - y_min), x_step = round_tick_step(x_max);
+  y_min = std::floor(y_min / y_step + 1e-9) * y_step;
+  y_max = std::ceil(y_max / y_step - 1e-9) * y_step;
   auto px = [&](double x) { return left + plot_w * x / x_max; };
   auto py = [&](double y) { return top + plot_h * (1 - (y - y_min) / (y_max - y_min)); };
 
@@ -89,15 +99,16 @@ inline void write_loss_curve_svg(const std::string& path, const std::vector<nloh
       << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << left << "\" y=\"24\" font-size=\"15\">" << title << "</text>\n";
-  for (int i = 0; i <= 5; ++i) {  // grid and ticks
-    const double y = y_min + (y_max - y_min) * i / 5, x = x_max * i / 5;
+  for (double y = y_min; y <= y_max + 1e-9 * y_step; y += y_step) {  // grid and y ticks
+    const double shown = std::abs(y) < 1e-9 * y_step ? 0.0 : y;  // no "-0" or "1e-17"
     svg << "<line x1=\"" << left << "\" x2=\"" << left + plot_w << "\" y1=\"" << py(y)
         << "\" y2=\"" << py(y) << "\" stroke=\"#e4e4e4\"/>\n"
-        << "<text x=\"" << left - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << y
-        << "</text>\n"
-        << "<text x=\"" << px(x) << "\" y=\"" << top + plot_h + 18
-        << "\" text-anchor=\"middle\">" << std::llround(x) << "</text>\n";
+        << "<text x=\"" << left - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">"
+        << shown << "</text>\n";
   }
+  for (double x = 0; x <= x_max + 1e-9 * x_step; x += x_step)
+    svg << "<text x=\"" << px(x) << "\" y=\"" << top + plot_h + 18
+        << "\" text-anchor=\"middle\">" << std::llround(x) << "</text>\n";
   svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << plot_w << "\" height=\""
       << plot_h << "\" fill=\"none\" stroke=\"#444\"/>\n"
       << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << height - 10
