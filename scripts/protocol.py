@@ -622,6 +622,39 @@ def charts(mode, folder):
             "pre-training steps", "test accuracy (%)", series, x_log=True,
             x_ticks=[(n, str(n)) for n in sorted(steps.values())]):
         written.append(folder / "schedule.svg")
+    written += selection_charts(mode, folder)
+    return written
+
+
+def selection_charts(mode, folder):
+    """For each label fraction, the held-out accuracy of each selected encoder against the
+    fine-tuning epochs, at the learning rate and layer decay chosen for it: where the curve
+    flattens or turns down, longer training stopped helping."""
+    from svg_chart import Series, line_chart
+    written = []
+    for fraction in sorted({j.fraction for j in mode.jobs if j.selected()}):
+        series, epochs = [], set()
+        for job in mode.jobs:
+            if not (job.selected() and job.fraction == fraction):
+                continue
+            config = chosen(mode, job.encoder, fraction)
+            if config is None:
+                continue
+            pts = []
+            for tried in selection(mode, job.encoder, fraction)[0]:
+                if (tried["lr"], tried["layer_decay"]) == (config["lr"], config["layer_decay"]):
+                    name = f"{job.encoder}-{fraction:g}-{config_name(tried)}"
+                    pts.append((tried["epochs"], 100 * accuracy(mode, "select", name), 0.0))
+                    epochs.add(tried["epochs"])
+            label = (f"{LABELS.get(job.encoder, job.encoder)} (lr {config['lr']:g}, "
+                     f"decay {config['layer_decay']:g})")
+            series.append(Series(label, COLOURS.get(job.encoder, "#8c564b"), sorted(pts)))
+        path = folder / f"select-{fraction:g}.svg"
+        if series and line_chart(
+                path, f"Held-out accuracy by fine-tuning epochs, {100 * fraction:g}% of the labels",
+                "epochs", "validation accuracy (%)", series, x_log=True,
+                x_ticks=[(e, str(e)) for e in sorted(epochs)]):
+            written.append(path)
     return written
 
 
