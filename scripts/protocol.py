@@ -527,19 +527,30 @@ def tokenizers(mode):
         return
     fraction = min(j.fraction for j in jobs if j.fine_tuned())
     threshold = next(iter(reports.values()))["threshold"]
+    def words(name, r):
+        kind = ("random patches" if option_value(mode.pretrainings[name], "--kmeans-iterations")
+                == "0" else "k-means")
+        return f"{name}: {kind}, {r['vocabulary']} words"
+
     print()
-    print(f"| tokenizer | targets on near-uniform patches (pixel s.d. < {threshold:g}) | "
-          "their cross-entropy / entropy (nats) | the others' cross-entropy / entropy | "
-          f"the others' top-1 | fine-tuned, {100 * fraction:g}% of the labels |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| tokenizer | words used | target entropy (bits) | 5 commonest words | near-uniform "
+          f"(pixel s.d. < {threshold:g}) | of them all black | 90% of them on |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in reports.items():
+        t, flat = r["tokens"], r["tokens"]["near_uniform"][0]
+        print(f"| {words(name, r)} | {t['words_used']} | {t['entropy_bits']:.2f} of "
+              f"{t['max_entropy_bits']:g} | {100 * t['top5_share']:.1f}% | "
+              f"{100 * flat['share']:.1f}% | {100 * flat['black_share']:.0f}% | "
+              f"{flat['words_for_90_percent']} words |")
+    print()
+    print("| tokenizer | near-uniform: cross-entropy / entropy (nats) | the others: cross-entropy "
+          f"/ entropy | the others' top-1 | fine-tuned, {100 * fraction:g}% of the labels |")
+    print("|---|---:|---:|---:|---:|")
     for name, r in reports.items():
         flat, others = r["near_uniform"], r["others"]
         runs = [accuracy(mode, "test", f"{name}-{fraction:g}-seed{seed}") for seed in SEEDS]
-        args = mode.pretrainings[name]
-        words = "random patches" if option_value(args, "--kmeans-iterations") == "0" else "k-means"
-        print(f"| {name}: {words}, {r['vocabulary']} words | {100 * flat['share']:.1f}% | "
-              f"{flat['cross_entropy']:.2f} / {flat['target_entropy']:.2f} | "
-              f"{others['cross_entropy']:.2f} / {others['target_entropy']:.2f} | "
+        print(f"| {words(name, r)} | {flat['cross_entropy']:.2f} / {flat['target_entropy']:.2f} "
+              f"| {others['cross_entropy']:.2f} / {others['target_entropy']:.2f} | "
               f"{100 * others['top1']:.1f}% | {mean_sd(runs)} |")
 
 

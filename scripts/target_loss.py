@@ -38,7 +38,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from load_checkpoint import (Block, Encoder, load_encoder, read_safetensors,  # noqa: E402
                              sincos_position)
-from token_targets import entropy_bits, patches_of, read_idx_images, scores_of  # noqa: E402
+from token_targets import (census, entropy_bits, patches_of, read_idx_images,  # noqa: E402
+                           scores_of)
 
 
 class Decoder(nn.Module):
@@ -163,7 +164,8 @@ def main():
     n = grid * grid
     _, scores = scores_of(raw, vocabulary, config, stats, meta["tokenizer"])
     ids = np.argmax(scores, axis=1).reshape(-1, n)
-    flat = (patches_of(raw, p).std(axis=1) < args.threshold).reshape(-1, n)
+    raw_patches = patches_of(raw, p)
+    flat = (raw_patches.std(axis=1) < args.threshold).reshape(-1, n)
 
     ratio = fractions.Fraction(objective["mask_ratio"])
     n_a = n * ratio.numerator // ratio.denominator
@@ -192,7 +194,8 @@ def main():
     report = {"checkpoint": args.checkpoint, "step": int(meta["step"]),
               "images": int(len(ids)), "vocabulary": int(k), "threshold": args.threshold,
               "all": group(np.ones_like(flat)), "near_uniform": group(flat),
-              "others": group(~flat)}
+              "others": group(~flat),
+              "tokens": census(ids.ravel(), raw_patches, k, [args.threshold])}
     print(f"{report['images']} training images (un-augmented), step {report['step']}, {k} words;"
           f" near-uniform: pixel s.d. < {args.threshold:g}")
     print("| targets | share | cross-entropy (nats) | entropy of the targets | top-1 |")

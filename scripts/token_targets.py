@@ -82,6 +82,32 @@ def entropy_bits(ids, k):
     return float(-(q * np.log2(q)).sum())
 
 
+def census(ids, raw_patches, k, thresholds):
+    """How the ids (B·N) of raw patches (B·N, L) spread over the k words: words used, entropy,
+    the 5 commonest words' share, and for each threshold the near-uniform patches' share, how
+    many of them are all black, the words they fall on and the entropies."""
+    spread = raw_patches.std(axis=1)
+    black = raw_patches.max(axis=1) == 0  # every pixel 0: one word whatever the tokenizer keeps
+    report = {"patches": int(len(ids)), "vocabulary": int(k),
+              "words_used": int(len(np.unique(ids))),
+              "entropy_bits": entropy_bits(ids, k), "max_entropy_bits": math.log2(k),
+              "top5_share": float(np.sort(np.bincount(ids, minlength=k))[::-1][:5].sum()
+                                  / len(ids)),
+              "near_uniform": []}
+    for t in thresholds:
+        flat = spread < t
+        flat_ids, other_ids = ids[flat], ids[~flat]
+        counts = np.sort(np.bincount(flat_ids, minlength=k))[::-1]
+        cover = int(np.searchsorted(np.cumsum(counts), 0.9 * flat.sum()) + 1) if flat.any() else 0
+        report["near_uniform"].append({
+            "threshold": t, "share": float(flat.mean()),
+            "black_share": float((flat & black).sum() / max(flat.sum(), 1)),
+            "words": int(len(np.unique(flat_ids))), "words_for_90_percent": cover,
+            "entropy_bits": entropy_bits(flat_ids, k) if flat.any() else 0.0,
+            "entropy_bits_others": entropy_bits(other_ids, k) if (~flat).any() else 0.0})
+    return report
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,19 +132,11 @@ def main():
     raw = patches_of(images, p)
     x, scores = scores_of(images, vocabulary, encoder, stats, tokenizer)
     ids = np.argmax(scores, axis=1)  # the first of equal scores, as the C++ loop
-    spread = raw.std(axis=1)
-    black = raw.max(axis=1) == 0  # every pixel 0: one word whatever the tokenizer keeps
     norms = np.linalg.norm(x, axis=1)
     nonzero = norms > 0
     similarity = float((scores[np.arange(len(ids)), ids][nonzero] / norms[nonzero]).mean())
-
     report = {"checkpoint": args.checkpoint, "images": int(images.shape[0]),
-              "patches": int(len(ids)), "vocabulary": int(k),
-              "words_used": int(len(np.unique(ids))), "mean_cosine_similarity": similarity,
-              "entropy_bits": entropy_bits(ids, k), "max_entropy_bits": math.log2(k),
-              "top5_share": float(np.sort(np.bincount(ids, minlength=k))[::-1][:5].sum()
-                                  / len(ids)),
-              "near_uniform": []}
+              "mean_cosine_similarity": similarity, **census(ids, raw, k, args.thresholds)}
     print(f"{report['patches']} patches of {report['images']} images, {k} words "
           f"({report['words_used']} used); entropy of the targets "
           f"{report['entropy_bits']:.2f} of {math.log2(k):.2f} bits; the 5 commonest words "
@@ -127,19 +145,9 @@ def main():
     print("| pixel s.d. below | share of targets | of them, all black | words they fall on "
           "(90% of them on) | entropy, near-uniform | entropy, the others |")
     print("|---:|---:|---:|---|---:|---:|")
-    for t in args.thresholds:
-        flat = spread < t
-        flat_ids, other_ids = ids[flat], ids[~flat]
-        counts = np.sort(np.bincount(flat_ids, minlength=k))[::-1]
-        cover = int(np.searchsorted(np.cumsum(counts), 0.9 * flat.sum()) + 1) if flat.any() else 0
-        row = {"threshold": t, "share": float(flat.mean()),
-               "black_share": float((flat & black).sum() / max(flat.sum(), 1)),
-               "words": int(len(np.unique(flat_ids))), "words_for_90_percent": cover,
-               "entropy_bits": entropy_bits(flat_ids, k) if flat.any() else 0.0,
-               "entropy_bits_others": entropy_bits(other_ids, k) if (~flat).any() else 0.0}
-        report["near_uniform"].append(row)
-        print(f"| {t:g} | {100 * row['share']:.1f}% | {100 * row['black_share']:.0f}% "
-              f"| {row['words']} ({cover}) "
+    for row in report["near_uniform"]:
+        print(f"| {row['threshold']:g} | {100 * row['share']:.1f}% "
+              f"| {100 * row['black_share']:.0f}% | {row['words']} ({row['words_for_90_percent']}) "
               f"| {row['entropy_bits']:.2f} | {row['entropy_bits_others']:.2f} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
