@@ -541,7 +541,8 @@ def tokenizers(mode):
         print(f"| {words(name, r)} | {t['words_used']} | {t['entropy_bits']:.2f} of "
               f"{t['max_entropy_bits']:g} | {100 * t['top5_share']:.1f}% | "
               f"{100 * flat['share']:.1f}% | {100 * flat['black_share']:.0f}% | "
-              f"{flat['words_for_90_percent']} words |")
+              f"{flat['words_for_90_percent']} word"
+              f"{'' if flat['words_for_90_percent'] == 1 else 's'} |")
     print()
     print("| tokenizer | near-uniform: cross-entropy / entropy (nats) | the others: cross-entropy "
           f"/ entropy | the others' top-1 | fine-tuned, {100 * fraction:g}% of the labels |")
