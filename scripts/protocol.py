@@ -514,6 +514,25 @@ def table(mode):
                 print(f"| {j.encoder} | {100 * j.fraction:g}% | {100 * knn:.1f} | "
                       f"{100 * linear:.1f} |")
     tokenizers(mode)
+    wall_time(mode)
+
+
+def wall_time(mode):
+    """What the runs done so far cost: their count and hours by stage, and the CPUs they ran on
+    (a pre-training resumed in several sittings counts its last sitting only)."""
+    hours, counts, cpus = {}, {}, set()
+    for path in sorted(mode.results.glob("*/*.json")):
+        report = json.loads(path.read_text())
+        stage = path.parent.name
+        hours[stage] = hours.get(stage, 0.0) + report.get("seconds", 0.0) / 3600
+        counts[stage] = counts.get(stage, 0) + 1
+        cpu = report.get("provenance", report).get("cpu")
+        if cpu:
+            cpus.add(f"{cpu}, {report.get('provenance', report).get('cores')} cores")
+    if counts:
+        print()
+        print("Runs done: " + ", ".join(f"{counts[s]} {s} ({hours[s]:.1f} h)" for s in counts)
+              + f"; {sum(hours.values()):.1f} h in all, on " + "; ".join(sorted(cpus)) + ".")
 
 
 def tokenizers(mode):
