@@ -303,8 +303,10 @@ def job_runs(mode, job):
 
 # ---- Running them --------------------------------------------------------------------------
 
-def provenance():
-    commit = os.environ.get("BUILD_COMMIT") or subprocess.run(
+def provenance(script=False):
+    """Where a result comes from. A script's (script=True) commit is the checkout's, a
+    program's the one BUILD_COMMIT names."""
+    commit = (not script and os.environ.get("BUILD_COMMIT")) or subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
         text=True).stdout.strip()
     cpu = ""
@@ -384,7 +386,7 @@ def evaluate(mode, run):
     execute(mode, run, command, mode.work / run.stage / f"{run.name}.log")
     report = json.loads(scratch.read_text())
     report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
-    report["provenance"] = provenance()
+    report["provenance"] = provenance(script=run.program.endswith(".py"))
     if run.config is not None:
         report["config"] = run.config
     if needs is not None:
