@@ -18,7 +18,8 @@ The experiments, run in this order (`list` prints every step):
   samples    SplitMask pre-trained on 1%, 5%, 10%, 25% of the images for the same steps,
              fine-tuned at 10% and 1% with the configuration chosen for SplitMask
   schedule   on the 5% subset, 1/8, 1/2 and 2 times those steps; frozen k-NN and linear probe
-             of every pre-training of the series and of the sample-efficiency runs
+             of every pre-training of the series and of the sample-efficiency runs, beside
+             raw pixels and the random encoder
 
     scripts/protocol.py run [--short] [--only EXPERIMENT ...] [--encoders NAME ...]
                                                                  # what is not done, in order
@@ -132,7 +133,7 @@ class Mode:
             *[Job("schedule", f"splitmask-3000-steps{s}", 0.1, config_from="splitmask")
               for s in schedule],
             *[Job("schedule", e, 0.1, frozen=True)
-              for e in ["splitmask", *(f"splitmask-{n}" for n in samples),
+              for e in ["pixels", "scratch", "splitmask", *(f"splitmask-{n}" for n in samples),
                         *(f"splitmask-3000-steps{s}" for s in schedule)]],
             Job("compare", "scratch", 1.0), Job("compare", "splitmask", 1.0),
         ]
@@ -208,8 +209,10 @@ def checkpoint(mode, run):
 
 def encoder(mode, name):
     """(the eval arguments that load encoder `name`, the pre-training it needs)."""
-    if name == "scratch":
+    if name == "scratch":  # fine-tuned: from scratch; frozen: the random encoder
         return ["--preset", mode.preset], None
+    if name == "pixels":  # frozen only: the raw pixels as features
+        return ["--pixels"], None
     p = pretraining(mode, name)
     return ["--checkpoint", str(checkpoint(mode, p))], p
 
@@ -512,8 +515,10 @@ def table(mode):
             name = f"{j.encoder}-{j.fraction:g}"
             knn, linear = accuracy(mode, "frozen", name, "knn"), accuracy(mode, "frozen", name,
                                                                           "linear")
+            shown = {"scratch": "random encoder", "pixels": "raw pixels"}.get(j.encoder,
+                                                                              j.encoder)
             if knn is not None:
-                print(f"| {j.encoder} | {100 * j.fraction:g}% | {100 * knn:.1f} | "
+                print(f"| {shown} | {100 * j.fraction:g}% | {100 * knn:.1f} | "
                       f"{100 * linear:.1f} |")
     tokenizers(mode)
     wall_time(mode)
