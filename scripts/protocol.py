@@ -364,12 +364,27 @@ def pretrain(mode, run):
         command += ["--overwrite"]
     start = time.time()
     execute(mode, run, command, mode.work / f"pretrain-{run.name}.log")
-    metrics = (ckpt.parent / "metrics.jsonl").read_text().splitlines()
-    last = json.loads(metrics[-1]) if metrics else {}
-    summary = {"program": run.program, "args": run.args, "last_metrics": last,
+    records = [json.loads(line) for line in
+               (ckpt.parent / "metrics.jsonl").read_text().splitlines()]
+    summary = {"program": run.program, "args": run.args,
+               "last_metrics": records[-1] if records else {},
                "checkpoint_sha256": sha256(ckpt), "seconds": time.time() - start,
-               **provenance()}
+               "training_seconds": training_seconds(records), **provenance()}
     write_result(mode, run, summary)
+
+
+def training_seconds(records):
+    """The pre-training's time over all its sittings: each resumed sitting starts its clock
+    (the records' elapsed_s) again from zero."""
+    total = previous = 0.0
+    for r in records:
+        elapsed = r.get("elapsed_s")
+        if elapsed is None:
+            continue
+        if elapsed < previous:
+            total += previous
+        previous = elapsed
+    return total + previous
 
 
 def evaluate(mode, run):
@@ -525,13 +540,14 @@ def table(mode):
 
 
 def wall_time(mode):
-    """What the runs done so far cost: their count and hours by stage, and the CPUs they ran on
-    (a pre-training resumed in several sittings counts its last sitting only)."""
+    """What the runs done so far cost: their count and hours by stage (a pre-training's over all
+    its sittings), and the CPUs they ran on."""
     hours, counts, cpus = {}, {}, set()
     for path in sorted(mode.results.glob("*/*.json")):
         report = json.loads(path.read_text())
         stage = path.parent.name
-        hours[stage] = hours.get(stage, 0.0) + report.get("seconds", 0.0) / 3600
+        seconds = report.get("training_seconds", report.get("seconds", 0.0))
+        hours[stage] = hours.get(stage, 0.0) + seconds / 3600
         counts[stage] = counts.get(stage, 0) + 1
         cpu = report.get("provenance", report).get("cpu")
         if cpu:
