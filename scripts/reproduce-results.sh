@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces docs/results.md. By default, the current protocol (scripts/protocol.py): fine-tuning
 # hyperparameters chosen on held-out training images, then 3 seeds on the test split, for the
-# experiments compare, ablation, samples and schedule; then its tables and charts (into
-# docs/results/protocol/). Finished runs are skipped, so it continues where it stopped; the whole
+# experiments compare, ablation, tokenizers, samples and schedule; then its tables and charts
+# (into docs/results/protocol/). The tokenizer experiment's target measurements need Debian's
+# python3-torch and python3-numpy (the short mode leaves them out without). Finished runs are skipped, so it continues where it stopped; the whole
 # list takes days of 2 cores, and each experiment can be run on its own (--only).
 #
 #   scripts/reproduce-results.sh                    # everything not done yet, then the tables
-#   scripts/reproduce-results.sh --only samples     # one experiment (compare, ablation, samples,
-#                                                   #   schedule; several may follow --only)
+#   scripts/reproduce-results.sh --only samples     # one experiment (compare, ablation,
+#                                                   #   tokenizers, samples, schedule; several
+#                                                   #   may follow --only)
 #   scripts/reproduce-results.sh --short            # nano-28, a few steps: the CI check (a minute)
 #   scripts/reproduce-results.sh --first-protocol [--short] [--fresh]
 #       # the first protocol's runs, kept as history in docs/results.md (about 2 h): SplitMask,
