@@ -38,8 +38,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from load_checkpoint import (Block, Encoder, load_encoder, read_safetensors,  # noqa: E402
                              sincos_position)
-from token_targets import (census, entropy_bits, patches_of, read_idx_images,  # noqa: E402
-                           scores_of)
+from token_targets import (assign, census, entropy_bits, patches_of,  # noqa: E402
+                           read_idx_images)
 
 
 class Decoder(nn.Module):
@@ -121,6 +121,15 @@ def check(path):
     return 0 if worst <= 1e-5 else 1
 
 
+def training_loss(path):
+    """The mean of CE_A and CE_B over the last 100 records of a run's metrics.jsonl, or None."""
+    if not path.exists():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    ce = [(r["ce_a"] + r["ce_b"]) / 2 for r in records if "ce_a" in r and "ce_b" in r][-100:]
+    return sum(ce) / len(ce) if ce else None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,8 +171,7 @@ def main():
     std = np.array(stats["std"], np.float32).reshape(1, c, 1, 1)
     images = (raw - mean) / std
     n = grid * grid
-    _, scores = scores_of(raw, vocabulary, config, stats, meta["tokenizer"])
-    ids = np.argmax(scores, axis=1).reshape(-1, n)
+    ids = assign(raw, vocabulary, config, stats, meta["tokenizer"])[1].reshape(-1, n)
     raw_patches = patches_of(raw, p)
     flat = (raw_patches.std(axis=1) < args.threshold).reshape(-1, n)
 
@@ -204,8 +212,20 @@ def main():
         g = report[name]
         print(f"| {name.replace('_', '-')} | {100 * g['share']:.1f}% | {g['cross_entropy']:.3f} "
               f"| {g['target_entropy']:.3f} | {100 * g['top1']:.1f}% |")
+    # The ids here are recomputed, not the trainer's: if they disagreed (a tie broken the other
+    # way), the decoder would look far worse than its training loss says. Refuse that.
+    logged = training_loss(pathlib.Path(args.checkpoint).parent / "metrics.jsonl")
+    if logged is not None:
+        report["pretrainer_cross_entropy"] = logged
+        print(f"the pretrainer's cross-entropy over its last 100 steps (augmented crops): "
+              f"{logged:.3f}")
+        if report["all"]["cross_entropy"] > 1.5 * logged + 0.1:
+            print(f"target_loss.py: {report['all']['cross_entropy']:.3f} nats here against "
+                  f"{logged:.3f} in training: these ids are not the trainer's", file=sys.stderr)
+            return 3
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

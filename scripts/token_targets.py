@@ -61,11 +61,15 @@ def patches_of(images, p):
     return x.reshape(b * g * g, c * p * p)
 
 
-def scores_of(raw, vocabulary, encoder, data_stats, tokenizer):
-    """(standardised patches (B·N, L), their scores against the vocabulary (B·N, K)) of raw
-    images (B, C, S, S) in 0..1, as patch_tokenizer computes them: the images normalised with
-    the run's data statistics, each patch standardised with the tokenizer's. A patch's id is the
-    arg-max of its scores, the first of equal ones."""
+def assign(raw, vocabulary, encoder, data_stats, tokenizer):
+    """(standardised patches (B·N, L), their ids (B·N), their scores at those ids) of raw images
+    (B, C, S, S) in 0..1, as patch_tokenizer assigns them: the images normalised with the run's
+    data statistics, each patch standardised with the tokenizer's, then the vocabulary row with
+    the largest fp32 product, the lowest id among equal rows. A random-patch vocabulary holds
+    many copies of the black patch: each copy takes the product of the first, since a product's
+    rounding can depend on a row's position (NumPy's does), which would pick another copy than
+    the trainer did. (In fp64, near-ties of distinct k-means rows go the other way than the
+    trainer's fp32 products; fp32 agrees with what the trained decoder predicts.)"""
     c, p = encoder["channels"], encoder["patch_size"]
     channel = np.repeat(np.arange(c), p * p)
     mean, std = np.array(data_stats["mean"])[channel], np.array(data_stats["std"])[channel]
@@ -73,7 +77,17 @@ def scores_of(raw, vocabulary, encoder, data_stats, tokenizer):
     t_std = np.array(tokenizer["std"])[channel]
     x = ((patches_of(raw, p) - mean) / std).astype(np.float32)
     x = ((x - t_mean) * (1.0 / t_std)).astype(np.float32)
-    return x, x @ vocabulary.T
+    _, first, inverse = np.unique(vocabulary, axis=0, return_index=True, return_inverse=True)
+    copies_of = first[inverse.ravel()]  # each row -> the lowest id of an equal row
+    rows = np.ascontiguousarray(vocabulary.T)
+    ids = np.empty(len(x), dtype=np.int64)
+    best = np.empty(len(x))
+    for begin in range(0, len(x), 1 << 15):  # a block of patches at a time
+        block = slice(begin, min(begin + (1 << 15), len(x)))
+        scores = (x[block] @ rows)[:, copies_of]
+        ids[block] = np.argmax(scores, axis=1)  # the first of equal ones
+        best[block] = scores[np.arange(len(scores)), ids[block]]
+    return x, ids, best
 
 
 def entropy_bits(ids, k):
@@ -130,11 +144,10 @@ def main():
     if images.shape[1] != encoder["channels"] or images.shape[2] != encoder["image_size"]:
         raise SystemExit(f"{args.data}: images of {images.shape[1:]} do not fit {encoder}")
     raw = patches_of(images, p)
-    x, scores = scores_of(images, vocabulary, encoder, stats, tokenizer)
-    ids = np.argmax(scores, axis=1)  # the first of equal scores, as the C++ loop
+    x, ids, best = assign(images, vocabulary, encoder, stats, tokenizer)
     norms = np.linalg.norm(x, axis=1)
     nonzero = norms > 0
-    similarity = float((scores[np.arange(len(ids)), ids][nonzero] / norms[nonzero]).mean())
+    similarity = float((best[nonzero] / norms[nonzero]).mean())
     report = {"checkpoint": args.checkpoint, "images": int(images.shape[0]),
               "mean_cosine_similarity": similarity, **census(ids, raw, k, args.thresholds)}
     print(f"{report['patches']} patches of {report['images']} images, {k} words "
