@@ -575,12 +575,15 @@ def tokenizers(mode):
         return f"{name}: {kind}, {r['vocabulary']} words"
 
     print()
-    print(f"| tokenizer | words used | target entropy (bits) | 5 commonest words | near-uniform "
-          f"(pixel s.d. < {threshold:g}) | of them all black | 90% of them on |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| tokenizer | distinct words (copies of one) | words used | target entropy (bits) | "
+          f"5 commonest words | near-uniform (pixel s.d. < {threshold:g}) | of them all black "
+          "| 90% of them on |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in reports.items():
         t, flat = r["tokens"], r["tokens"]["near_uniform"][0]
-        print(f"| {words(name, r)} | {t['words_used']} | {t['entropy_bits']:.2f} of "
+        copies = f"{t['distinct_words']} ({t['largest_copy_group']})" \
+            if "distinct_words" in t else "–"
+        print(f"| {words(name, r)} | {copies} | {t['words_used']} | {t['entropy_bits']:.2f} of "
               f"{t['max_entropy_bits']:g} | {100 * t['top5_share']:.1f}% | "
               f"{100 * flat['share']:.1f}% | {100 * flat['black_share']:.0f}% | "
               f"{flat['words_for_90_percent']} word"

@@ -204,6 +204,10 @@ def main():
               "all": group(np.ones_like(flat)), "near_uniform": group(flat),
               "others": group(~flat),
               "tokens": census(ids.ravel(), raw_patches, k, [args.threshold])}
+    # Copies among the words: a copy after the first never wins a patch (ties: lowest id).
+    _, copies = np.unique(vocabulary, axis=0, return_counts=True)
+    report["tokens"]["distinct_words"] = int(len(copies))
+    report["tokens"]["largest_copy_group"] = int(copies.max())
     print(f"{report['images']} training images (un-augmented), step {report['step']}, {k} words;"
           f" near-uniform: pixel s.d. < {args.threshold:g}")
     print("| targets | share | cross-entropy (nats) | entropy of the targets | top-1 |")
