@@ -34,6 +34,7 @@ the short mode also keeps its results), BUILD_COMMIT (the commit the programs we
 recorded with each result; default: the checkout's)."""
 import argparse
 import datetime
+import functools
 import hashlib
 import itertools
 import json
@@ -83,7 +84,7 @@ class Mode:
                          Job("ablation", "splitmask-lambda0", 0.1),
                          Job("tokenizers", "splitmask-random", 0.1, config_from="splitmask"),
                          *[Job("tokenizers", e, None, targets=True)
-                           for e in ("splitmask", "splitmask-random") if HAS_TORCH],
+                           for e in ("splitmask", "splitmask-random") if has_torch()],
                          Job("samples", "splitmask-1000", 0.1, config_from="splitmask"),
                          Job("schedule", "splitmask-1000", 0.1, frozen=True)]
             return
@@ -170,8 +171,13 @@ EXPERIMENTS = ["compare", "ablation", "tokenizers", "samples", "schedule"]
 TOKENIZERS = ["splitmask", "splitmask-random", "splitmask-k64", "splitmask-k1024"]
 # Debian's PyTorch (scripts/target_loss.py needs it; python3-torch is not a build dependency).
 PYTHON = "/usr/bin/python3"
-HAS_TORCH = subprocess.run([PYTHON, "-c", "import torch, numpy"],
-                           capture_output=True).returncode == 0
+
+
+@functools.lru_cache(maxsize=None)
+def has_torch():
+    """Whether PYTHON imports torch and numpy (asked once, and only when a run needs it)."""
+    return subprocess.run([PYTHON, "-c", "import torch, numpy"],
+                          capture_output=True).returncode == 0
 
 
 # ---- Runs ----------------------------------------------------------------------------------
@@ -395,7 +401,7 @@ def evaluate(mode, run):
         pretrain(mode, needs)
     scratch = mode.work / run.stage / f"{run.name}.json"
     if run.program.endswith(".py"):
-        if not HAS_TORCH:
+        if not has_torch():
             raise SystemExit(f"protocol.py: {run.stage}/{run.name} needs PyTorch and NumPy at "
                              f"{PYTHON} (apt-get install python3-torch python3-numpy)")
         command = [PYTHON, str(ROOT / "scripts" / run.program), *run.args, "--json", str(scratch)]

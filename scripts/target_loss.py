@@ -121,6 +121,29 @@ def check(path):
     return 0 if worst <= 1e-5 else 1
 
 
+def score(encoder, decoder, images, ids, n_a):
+    """(cross-entropy, hit) of every target (B, N): each image split at random into n_a and
+    N - n_a patches, each half's encoding predicting the other half's ids."""
+    n, k = ids.shape[1], decoder.decoder_pred.out_features
+    losses = np.empty_like(ids, dtype=np.float64)
+    hits = np.empty_like(ids, dtype=bool)
+    ids_t = torch.from_numpy(ids.astype(np.int64))
+    with torch.no_grad():
+        for begin in range(0, len(ids), 500):
+            end = min(begin + 500, len(ids))
+            batch = torch.from_numpy(images[begin:end])
+            order = torch.stack([torch.randperm(n) for _ in range(end - begin)])
+            a, b = order[:, :n_a].sort(dim=1).values, order[:, n_a:].sort(dim=1).values
+            rows = np.arange(begin, end)[:, None]
+            for index_in, index_out in ((a, b), (b, a)):
+                logits = decoder(encode_subset(encoder, batch, index_in), index_in, index_out)
+                target = torch.gather(ids_t[begin:end], 1, index_out)
+                ce = F.cross_entropy(logits.reshape(-1, k), target.reshape(-1), reduction="none")
+                losses[rows, index_out.numpy()] = ce.reshape(target.shape).numpy()
+                hits[rows, index_out.numpy()] = (logits.argmax(-1) == target).numpy()
+    return losses, hits
+
+
 def training_loss(path):
     """The mean of CE_A and CE_B over the last 100 records of a run's metrics.jsonl, or None."""
     if not path.exists():
@@ -176,23 +199,7 @@ def main():
     flat = (raw_patches.std(axis=1) < args.threshold).reshape(-1, n)
 
     ratio = fractions.Fraction(objective["mask_ratio"])
-    n_a = n * ratio.numerator // ratio.denominator
-    losses = np.empty_like(ids, dtype=np.float64)
-    hits = np.empty_like(ids, dtype=bool)
-    ids_t = torch.from_numpy(ids.astype(np.int64))
-    with torch.no_grad():
-        for begin in range(0, len(ids), 500):
-            end = min(begin + 500, len(ids))
-            batch = torch.from_numpy(images[begin:end])
-            order = torch.stack([torch.randperm(n) for _ in range(end - begin)])
-            a, b = order[:, :n_a].sort(dim=1).values, order[:, n_a:].sort(dim=1).values
-            for index_in, index_out in ((a, b), (b, a)):
-                logits = decoder(encode_subset(encoder, batch, index_in), index_in, index_out)
-                target = torch.gather(ids_t[begin:end], 1, index_out)
-                ce = F.cross_entropy(logits.reshape(-1, k), target.reshape(-1), reduction="none")
-                rows = np.arange(begin, end)[:, None]
-                losses[rows, index_out.numpy()] = ce.reshape(target.shape).numpy()
-                hits[rows, index_out.numpy()] = (logits.argmax(-1) == target).numpy()
+    losses, hits = score(encoder, decoder, images, ids, n * ratio.numerator // ratio.denominator)
 
     def group(mask):
         return {"share": float(mask.mean()), "cross_entropy": float(losses[mask].mean()),
