@@ -21,17 +21,18 @@ The experiments, run in this order (`list` prints every step):
              of every pre-training of the series and of the sample-efficiency runs, beside
              raw pixels and the random encoder
 
-    scripts/protocol.py run [--short] [--only EXPERIMENT ...] [--encoders NAME ...]
+    scripts/protocol.py run [--short] [--only EXPERIMENT ...] [--encoders NAME ...] [--jobs J]
                                                                  # what is not done, in order
     scripts/protocol.py status [--short]                         # what is done, what was chosen
     scripts/protocol.py list [--short]
     scripts/protocol.py table [--short] [--svg DIR]              # Markdown (and charts)
 
 --short: nano-28 on 3000 training images, a few steps: the check that CI runs (a minute).
-Environment: BUILD_DIR (default build), DATA (Debian's Fashion-MNIST), THREADS (default 0:
-all cores), WORK_DIR (checkpoints and logs; default runs/protocol or runs/protocol-short, where
-the short mode also keeps its results), BUILD_COMMIT (the commit the programs were built at,
-recorded with each result; default: the checkout's)."""
+Environment: BUILD_DIR (default build), DATA (Debian's Fashion-MNIST), THREADS (each run's;
+default: the cores, divided among --jobs), WORK_DIR (checkpoints and logs; default
+runs/protocol or runs/protocol-short, where the short mode also keeps its results),
+BUILD_COMMIT (the commit the programs were built at, recorded with each result; default: the
+checkout's)."""
 import argparse
 import datetime
 import functools
@@ -45,12 +46,14 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = os.environ.get("DATA", "/usr/share/datasets/fashion-mnist")
 BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
-THREADS = os.environ.get("THREADS", "0")
+THREADS = os.environ.get("THREADS", "0")  # each run's; main() divides the cores among --jobs
+JOBS = 1  # runs at once (run --jobs)
 SEEDS = (0, 1, 2)
 
 
@@ -320,13 +323,15 @@ def provenance(script=False):
         text=True).stdout.strip()
     cpu = ""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     return {"commit": commit, "cpu": cpu, "cores": os.cpu_count(), "host": platform.node(),
+            "threads": int(THREADS) or os.cpu_count(), "runs_at_once": JOBS,
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -340,12 +345,19 @@ def sha256(path):
     return digest.hexdigest()[:16]
 
 
+LOG_LOCK = threading.Lock()
+
+
 def log(mode, text):
     line = f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S} {text}"
-    print(line, flush=True)
-    mode.work.mkdir(parents=True, exist_ok=True)
-    with open(mode.work / "progress.log", "a") as f:
-        f.write(line + "\n")
+    with LOG_LOCK:
+        print(line, flush=True)
+        mode.work.mkdir(parents=True, exist_ok=True)
+        with open(mode.work / "progress.log", "a") as f:
+            f.write(line + "\n")
+
+
+RUNNING = set()  # the programs running now, stopped when another run fails
 
 
 def execute(mode, run, command, log_path):
@@ -353,8 +365,13 @@ def execute(mode, run, command, log_path):
     with open(log_path, "a") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
-        status = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "OMP_WAIT_POLICY": "passive"}).returncode
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "OMP_WAIT_POLICY": "passive"})
+        RUNNING.add(child)
+        try:
+            status = child.wait()
+        finally:
+            RUNNING.discard(child)
     if status != 0:
         raise SystemExit(f"protocol.py: {run.stage}/{run.name} failed with status {status}; "
                          f"see {log_path}")
@@ -436,22 +453,65 @@ def plan(mode, only, encoders=None):
     return runs
 
 
-def run_all(mode, only, encoders=None):
+def startable(mode, runs, busy):
+    """The first of `runs` (in plan order) that can start while the runs named in `busy` run:
+    an evaluation whose pre-training is missing gives that pre-training instead, and waits
+    while another worker runs it. None when nothing can start now."""
+    for run in runs:
+        if run.done(mode):
+            continue
+        needs = run.needs
+        if needs is not None and not (needs.done(mode) and checkpoint(mode, needs).exists()):
+            run = needs
+        if (run.stage, run.name) not in busy:
+            return run
+    return None
+
+
+def run_all(mode, only, encoders=None, jobs=1):
+    """Runs what is not done, `jobs` runs at once (each with THREADS threads), in plan order.
+    The plan is made again whenever a run ends: a finished selection adds its test runs. A
+    failed run stops the others (a pre-training saves its checkpoint when stopped) and the
+    protocol, naming its log."""
     for program in ("splitmask-pretrain", "splitmask-eval"):
         if not (BUILD / "examples" / program).exists():
             raise SystemExit(f"protocol.py: {BUILD / 'examples' / program} is not built "
                              "(cmake --build build --target splitmask_pretrain splitmask_eval)")
-    # Planned again after every run: a finished selection adds its test runs.
-    while True:
-        runs = plan(mode, only, encoders)
-        todo = [r for r in runs if not r.done(mode)]
-        if not todo:
-            break
-        run = todo[0]
-        log(mode, f"[{len(runs) - len(todo) + 1}/{len(runs)}+] {run.stage}/{run.name}")
+    changed = threading.Condition()
+    busy, failures = {}, []
+
+    def work(run):
         start = time.time()
-        (pretrain if run.stage == "pretrain" else evaluate)(mode, run)
-        log(mode, f"    done in {time.time() - start:.0f} s -> {run.result(mode)}")
+        try:
+            (pretrain if run.stage == "pretrain" else evaluate)(mode, run)
+            log(mode, f"    done in {time.time() - start:.0f} s -> {run.result(mode)}")
+        except BaseException as error:  # SystemExit from execute(), or anything unexpected
+            failures.append(error)
+        with changed:
+            del busy[(run.stage, run.name)]
+            changed.notify()
+
+    with changed:
+        while not failures:
+            runs = plan(mode, only, encoders)
+            todo = sum(not r.done(mode) for r in runs)
+            if todo == 0 and not busy:
+                break
+            run = startable(mode, runs, busy) if len(busy) < jobs else None
+            if run is None:
+                changed.wait()
+                continue
+            number = len(runs) - todo + len(busy) + 1
+            log(mode, f"[{number}/{len(runs)}+] {run.stage}/{run.name}"
+                      + (f" ({len(busy) + 1} of {jobs} at once)" if jobs > 1 else ""))
+            busy[(run.stage, run.name)] = threading.Thread(target=work, args=(run,))
+            busy[(run.stage, run.name)].start()
+        if failures:
+            for child in list(RUNNING):
+                child.terminate()
+            while busy:
+                changed.wait()
+            raise failures[0]
     log(mode, "all done")
 
 
@@ -547,21 +607,26 @@ def table(mode):
 
 def wall_time(mode):
     """What the runs done so far cost: their count and hours by stage (a pre-training's over all
-    its sittings), and the CPUs they ran on."""
-    hours, counts, cpus = {}, {}, set()
+    its sittings), the machine's hours (runs made J at a time count 1/J each), and the CPUs
+    they ran on."""
+    hours, counts, cpus, machine = {}, {}, set(), 0.0
     for path in sorted(mode.results.glob("*/*.json")):
         report = json.loads(path.read_text())
         stage = path.parent.name
         seconds = report.get("training_seconds", report.get("seconds", 0.0))
         hours[stage] = hours.get(stage, 0.0) + seconds / 3600
         counts[stage] = counts.get(stage, 0) + 1
-        cpu = report.get("provenance", report).get("cpu")
-        if cpu:
-            cpus.add(f"{cpu}, {report.get('provenance', report).get('cores')} cores")
+        origin = report.get("provenance", report)
+        machine += seconds / 3600 / origin.get("runs_at_once", 1)
+        if origin.get("cpu"):
+            cpus.add(f"{origin['cpu']}, {origin.get('cores')} cores")
     if counts:
+        total = sum(hours.values())
+        shared = f" ({machine:.1f} h of the machine: some ran side by side)" \
+            if machine < total - 0.05 else ""
         print()
         print("Runs done: " + ", ".join(f"{counts[s]} {s} ({hours[s]:.1f} h)" for s in counts)
-              + f"; {sum(hours.values()):.1f} h in all, on " + "; ".join(sorted(cpus)) + ".")
+              + f"; {total:.1f} h in all{shared}, on " + "; ".join(sorted(cpus)) + ".")
 
 
 def tokenizers(mode):
@@ -730,7 +795,16 @@ def main():
     parser.add_argument("--encoders", nargs="+", metavar="NAME",
                         help="run: only the jobs of these encoders (scratch, splitmask, ...)")
     parser.add_argument("--svg", metavar="DIR", help="table: also draw the charts into DIR")
+    parser.add_argument("--jobs", type=int, default=1, metavar="J",
+                        help="run: J runs at once, the cores shared among them (on 2 cores, 2 "
+                             "runs of 1 thread do about a third more work than 1 of 2)")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be 1 or more")
+    global THREADS, JOBS
+    JOBS = args.jobs
+    if JOBS > 1 and THREADS == "0":
+        THREADS = str(max(1, (os.cpu_count() or 1) // JOBS))
     mode = Mode(args.short)
     if args.command == "list":
         for job in mode.jobs:
@@ -745,7 +819,7 @@ def main():
     else:
         if args.short and mode.work.exists():
             shutil.rmtree(mode.work)  # the short check always runs from nothing
-        run_all(mode, args.only, args.encoders)
+        run_all(mode, args.only, args.encoders, args.jobs)
 
 
 if __name__ == "__main__":

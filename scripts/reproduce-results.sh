@@ -3,13 +3,16 @@
 # hyperparameters chosen on held-out training images, then 3 seeds on the test split, for the
 # experiments compare, ablation, tokenizers, samples and schedule; then its tables and charts
 # (into docs/results/protocol/). The tokenizer experiment's target measurements need Debian's
-# python3-torch and python3-numpy (the short mode leaves them out without). Finished runs are skipped, so it continues where it stopped; the whole
-# list takes days of 2 cores, and each experiment can be run on its own (--only).
+# python3-torch and python3-numpy (the short mode leaves them out without). Finished runs are
+# skipped, so it continues where it stopped; the whole list takes days of 2 cores, and each
+# experiment can be run on its own (--only).
 #
 #   scripts/reproduce-results.sh                    # everything not done yet, then the tables
 #   scripts/reproduce-results.sh --only samples     # one experiment (compare, ablation,
 #                                                   #   tokenizers, samples, schedule; several
 #                                                   #   may follow --only)
+#   scripts/reproduce-results.sh --jobs 2           # 2 runs at once, the cores shared (on 2
+#                                                   #   cores about a third more work an hour)
 #   scripts/reproduce-results.sh --short            # nano-28, a few steps: the CI check (a minute)
 #   scripts/reproduce-results.sh --first-protocol [--short] [--fresh]
 #       # the first protocol's runs, kept as history in docs/results.md (about 2 h): SplitMask,
@@ -17,14 +20,15 @@
 #       # 10% and 100% of the labels against raw pixels, a random encoder and from scratch
 #
 # Environment: BUILD_DIR (default build), DATA (default Debian's Fashion-MNIST), THREADS
-# (default all cores), SKIP_BUILD=1 (use the programs already built in BUILD_DIR); for the first
-# protocol OUT (default runs/results, or runs/results-short); for the current one WORK_DIR
-# (scripts/protocol.py --help).
+# (each run's; default all cores, divided among --jobs), SKIP_BUILD=1 (use the programs already
+# built in BUILD_DIR); for the first protocol OUT (default runs/results, or runs/results-short);
+# for the current one WORK_DIR (scripts/protocol.py --help).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=full
 fresh=0
 first=0
+jobs=1
 only=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -35,12 +39,17 @@ while [[ $# -gt 0 ]]; do
       shift
       while [[ $# -gt 0 && $1 != --* ]]; do only+=("$1"); shift; done
       continue ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --jobs) shift; jobs=${1:?reproduce-results.sh: --jobs needs a number} ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "reproduce-results.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+if [[ $first == 1 && $jobs != 1 ]]; then
+  echo "reproduce-results.sh: --jobs is for the current protocol, not --first-protocol" >&2
+  exit 2
+fi
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 threads=${THREADS:-0}
 build=${BUILD_DIR:-$root/build}
@@ -80,7 +89,8 @@ if [[ $first == 0 ]]; then
   [[ ${#only[@]} -gt 0 ]] && run_only=(--only "${only[@]}") || run_only=()
   charts=$root/docs/results/protocol
   [[ $mode == short ]] && charts=${WORK_DIR:-$root/runs/protocol-short}/charts
-  BUILD_DIR=$build THREADS=$threads DATA=$data "${protocol[@]}" run "${flags[@]}" "${run_only[@]}"
+  BUILD_DIR=$build THREADS=$threads DATA=$data "${protocol[@]}" run "${flags[@]}" "${run_only[@]}" \
+    --jobs "$jobs"
   "${protocol[@]}" table "${flags[@]}" --svg "$charts"
   exit 0
 fi

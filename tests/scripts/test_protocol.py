@@ -1,6 +1,10 @@
-"""scripts/protocol.py's selection rule and time accounting on made-up results (no program
-runs): python3 tests/scripts/test_protocol.py; exit status 1 on a failure."""
+"""scripts/protocol.py's selection rule and time accounting on made-up results, and its runs
+side by side (--jobs) with stand-in programs: python3 tests/scripts/test_protocol.py; exit
+status 1 on a failure."""
+import contextlib
+import io
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -79,6 +83,100 @@ class TrainingTime(unittest.TestCase):
         records = [{"elapsed_s": 1}, {"elapsed_s": 50}, {"elapsed_s": 2}, {"elapsed_s": 30},
                    {"step": 9}]
         self.assertEqual(protocol.training_seconds(records), 80)
+
+
+# Stand-ins for the two programs: they note when they start and end, sleep a little, and
+# write what protocol.py reads (a checkpoint and its metrics; an evaluation's JSON).
+FAKE_PROGRAM = """#!{python}
+import json, os, pathlib, sys, time
+args = sys.argv[1:]
+def value(option):
+    return args[args.index(option) + 1]
+name = pathlib.Path(value("--out") if "--out" in args else value("--json")).name
+trace = pathlib.Path({trace!r})
+with open(trace, "a") as f:
+    f.write(f"start {{name}}\\n")
+time.sleep(0.3)
+if "--out" in args:
+    out = pathlib.Path(value("--out"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoint.safetensors").write_bytes(b"weights")
+    (out / "metrics.jsonl").write_text(json.dumps({{"elapsed_s": 0.3}}) + "\\n")
+else:
+    pathlib.Path(value("--json")).write_text(json.dumps({{"finetune": {{"accuracy": 0.5}}}}))
+with open(trace, "a") as f:
+    f.write(f"end {{name}}\\n")
+sys.exit(int(os.environ.get("FAIL_" + name.replace("-", "_").replace(".", "_"), "0")))
+"""
+
+
+class RunsAtOnce(unittest.TestCase):
+    """run --jobs: runs side by side, a pre-training before what reads its checkpoint."""
+
+    def setUp(self):
+        self.folder = tempfile.TemporaryDirectory()
+        root = pathlib.Path(self.folder.name)
+        self.trace = root / "trace"
+        (root / "build" / "examples").mkdir(parents=True)
+        for program in ("splitmask-pretrain", "splitmask-eval"):
+            path = root / "build" / "examples" / program
+            path.write_text(FAKE_PROGRAM.format(python=sys.executable, trace=str(self.trace)))
+            path.chmod(0o755)
+        self.saved = protocol.BUILD, protocol.JOBS
+        protocol.BUILD = root / "build"
+        self.mode = protocol.Mode(short=True)
+        self.mode.work, self.mode.results = root / "work", root / "results"
+        self.mode.jobs = [protocol.Job("compare", "scratch", 0.1),
+                          protocol.Job("compare", "splitmask", 0.1)]
+
+        self.quiet = contextlib.redirect_stdout(io.StringIO())  # protocol.log's lines
+        self.quiet.__enter__()
+
+    def tearDown(self):
+        self.quiet.__exit__(None, None, None)
+        protocol.BUILD, protocol.JOBS = self.saved
+        self.folder.cleanup()
+
+    def events(self):
+        return [line.split() for line in self.trace.read_text().splitlines()]
+
+    def test_a_run_that_needs_a_busy_pre_training_waits(self):
+        runs = protocol.plan(self.mode, None)
+        first = protocol.startable(self.mode, runs, set())
+        self.assertEqual((first.stage, first.name), ("select", "scratch-0.1-lr0.001-ld0.75-ep2"))
+        splitmask = [r for r in runs if r.name.startswith("splitmask")]
+        self.assertEqual(protocol.startable(self.mode, splitmask, set()).stage, "pretrain")
+        self.assertIsNone(protocol.startable(self.mode, splitmask, {("pretrain", "splitmask")}))
+
+    def test_two_at_once_finish_every_run(self):
+        protocol.run_all(self.mode, None, jobs=2)
+        events = self.events()
+        running, most = set(), 0
+        for kind, name in events:
+            if kind == "start":
+                self.assertNotIn(name, running)
+                if name.startswith("splitmask-") and name != "pretrain-splitmask":
+                    self.assertIn(["end", "pretrain-splitmask"], events[:events.index([kind, name])])
+                running.add(name)
+                most = max(most, len(running))
+            else:
+                running.remove(name)
+        self.assertEqual(most, 2)
+        self.assertEqual(sum(e == ["start", "pretrain-splitmask"] for e in events), 1)
+        # The grid of 4, one doubled run each (equal accuracies: the shortest is the best and
+        # the longest of its pair), then 3 test seeds: 8 evaluations per encoder.
+        self.assertEqual(len(events), 2 * (1 + 2 * 8))
+        self.assertTrue(all(r.done(self.mode) for r in protocol.plan(self.mode, None)))
+
+    def test_a_failed_run_stops_the_protocol(self):
+        os.environ["FAIL_scratch_0_1_lr0_001_ld0_75_ep2_json"] = "1"
+        try:
+            with self.assertRaises(SystemExit) as raised:
+                protocol.run_all(self.mode, None, jobs=2)
+        finally:
+            del os.environ["FAIL_scratch_0_1_lr0_001_ld0_75_ep2_json"]
+        self.assertIn("scratch-0.1-lr0.001-ld0.75-ep2 failed", str(raised.exception))
+        self.assertEqual(sum(kind == "start" for kind, _ in self.events()), 2)  # none after
 
 
 if __name__ == "__main__":
