@@ -82,6 +82,7 @@ class Mode:
             self.target_images = 500
             self.grid = {0.1: {"lr": [1e-3, 2e-3], "layer_decay": [0.75, 1.0], "epochs": [2]}}
             self.max_epochs = {0.1: 4}
+            self.min_scales = [1.0]
             self.batch = 32
             self.jobs = [Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
                          Job("ablation", "splitmask-lambda0", 0.1),
@@ -103,6 +104,10 @@ class Mode:
         # The longest selection run, by doubling the best's epochs: a run stays under about
         # 90 minutes of 2 cores (100% of the labels: the grid's 40 epochs already are).
         self.max_epochs = {0.01: 1200, 0.1: 400, 1.0: 40}
+        # The crop scale, tried last (beside the default 0.8) with the best of the rest: the
+        # smallest area a fine-tuning crop keeps. 0.35, the pre-training's, did much worse in
+        # the first protocol's trials.
+        self.min_scales = [0.5, 1.0]
         self.batch = 64
         # Pre-training: 20 epochs of the 60 000 images at batch 64 are 18 740 steps (937 a
         # pass, the partial batch dropped); the subsets get the same number of steps.
@@ -226,9 +231,14 @@ def encoder(mode, name):
     return ["--checkpoint", str(checkpoint(mode, p))], p
 
 
+# splitmask-eval's --min-scale, which the grid's configurations use (they name no crop scale).
+DEFAULT_MIN_SCALE = 0.8
+
+
 def finetune_args(mode, fraction, config, seed):
     return ["--mode", "finetune", "--label-fraction", str(fraction), "--lr", str(config["lr"]),
             "--layer-decay", str(config["layer_decay"]), "--epochs", str(config["epochs"]),
+            "--min-scale", str(config.get("min_scale", DEFAULT_MIN_SCALE)),
             "--batch", str(mode.batch), "--seed", str(seed), "--data", DATA, "--threads",
             THREADS, *mode.subset]
 
@@ -240,15 +250,18 @@ def configs(mode, fraction):
 
 
 def config_name(config):
-    return f"lr{config['lr']:g}-ld{config['layer_decay']:g}-ep{config['epochs']:g}"
+    crop = f"-ms{config['min_scale']:g}" if "min_scale" in config else ""
+    return f"lr{config['lr']:g}-ld{config['layer_decay']:g}-ep{config['epochs']:g}{crop}"
 
 
 def selection(mode, name, fraction):
     """(the configurations encoder `name` needs at `fraction`, the chosen one or None while one
-    of them has not run). The rule, the same for every encoder: the grid, then, while the best
-    (validation accuracy; ties to fewer epochs) is the longest run of its learning rate and
-    layer decay, that configuration again with twice the epochs, up to the fraction's cap: a
-    baseline is trained until longer stops helping, not cut off at the grid's edge."""
+    of them has not run). The rule, the same for every encoder: the grid of learning rate,
+    layer decay and epochs, at the default crop scale; while the best (validation accuracy; ties
+    to fewer epochs) is the longest run of its learning rate and layer decay, that
+    configuration again with twice the epochs, up to the fraction's cap, so that a baseline is
+    trained until longer stops helping, not cut off at the grid's edge. Then the crop scale:
+    the best again with each of mode.min_scales; the best of them wins, ties to the default."""
     wanted = list(configs(mode, fraction))
     tried = []
     for config in wanted:
@@ -257,17 +270,26 @@ def selection(mode, name, fraction):
             return wanted, None
         tried.append((value, config))
     while True:
-        best = max(tried, key=lambda t: (t[0], -t[1]["epochs"]))[1]
+        best_value, best = max(tried, key=lambda t: (t[0], -t[1]["epochs"]))
         same = [c["epochs"] for _, c in tried
                 if (c["lr"], c["layer_decay"]) == (best["lr"], best["layer_decay"])]
         longer = dict(best, epochs=2 * best["epochs"])
         if best["epochs"] < max(same) or longer["epochs"] > mode.max_epochs[fraction]:
-            return wanted, best
+            break
         wanted.append(longer)
         value = accuracy(mode, "select", f"{name}-{fraction:g}-{config_name(longer)}")
         if value is None:
             return wanted, None
         tried.append((value, longer))
+    scales = [dict(best, min_scale=scale) for scale in mode.min_scales]
+    wanted += scales
+    crops = [(best_value, best)]
+    for config in scales:
+        value = accuracy(mode, "select", f"{name}-{fraction:g}-{config_name(config)}")
+        if value is None:
+            return wanted, None
+        crops.append((value, config))
+    return wanted, max(crops, key=lambda t: (t[0], "min_scale" not in t[1]))[1]
 
 
 def selection_runs(mode, name, fraction):
@@ -577,16 +599,22 @@ def table(mode):
         if any(c != "–" for c in cells):  # encoders with no test run yet are left out
             print(f"| {name} | " + " | ".join(cells) + " |")
     print()
-    print("| encoder | label fraction | chosen on held-out images | its validation accuracy |")
-    print("|---|---:|---|---:|")
+    scales = sorted([DEFAULT_MIN_SCALE, *mode.min_scales])
+    print("| encoder | label fraction | chosen on held-out images | its validation accuracy | "
+          "by crop scale " + " / ".join(f"{m:g}" for m in scales) + " |")
+    print("|---|---:|---|---:|---:|")
     for job in mode.jobs:
         if not job.selected():
             continue
         config = chosen(mode, job.encoder, job.fraction)
         if config:
-            v = accuracy(mode, "select", f"{job.encoder}-{job.fraction:g}-{config_name(config)}")
+            prefix = f"{job.encoder}-{job.fraction:g}-"
+            v = accuracy(mode, "select", prefix + config_name(config))
+            base = {k: config[k] for k in ("lr", "layer_decay", "epochs")}
+            by_scale = [accuracy(mode, "select", prefix + config_name(
+                base if m == DEFAULT_MIN_SCALE else dict(base, min_scale=m))) for m in scales]
             print(f"| {job.encoder} | {100 * job.fraction:g}% | {config_name(config)} | "
-                  f"{100 * v:.1f} |")
+                  f"{100 * v:.1f} | " + " / ".join(f"{100 * a:.1f}" for a in by_scale) + " |")
     frozen = [job for job in mode.jobs if job.frozen]
     if any((mode.results / "frozen" / f"{j.encoder}-{j.fraction:g}.json").exists() for j in frozen):
         print()
@@ -770,7 +798,8 @@ def selection_charts(mode, folder):
                 continue
             pts = []
             for tried in selection(mode, job.encoder, fraction)[0]:
-                if (tried["lr"], tried["layer_decay"]) == (config["lr"], config["layer_decay"]):
+                if (tried["lr"], tried["layer_decay"]) == (config["lr"], config["layer_decay"]) \
+                        and "min_scale" not in tried:
                     name = f"{job.encoder}-{fraction:g}-{config_name(tried)}"
                     pts.append((tried["epochs"], 100 * accuracy(mode, "select", name), 0.0))
                     epochs.add(tried["epochs"])

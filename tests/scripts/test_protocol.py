@@ -25,16 +25,25 @@ class Selection(unittest.TestCase):
     def tearDown(self):
         self.folder.cleanup()
 
-    def result(self, lr, decay, epochs, accuracy):
-        config = {"lr": lr, "layer_decay": decay, "epochs": epochs}
+    def write(self, config, accuracy):
         name = f"enc-{self.fraction:g}-{protocol.config_name(config)}"
         path = self.mode.results / "select" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"finetune": {"accuracy": accuracy}}))
 
+    def result(self, lr, decay, epochs, accuracy):
+        self.write({"lr": lr, "layer_decay": decay, "epochs": epochs}, accuracy)
+
     def grid(self, accuracy_of):
         for config in protocol.configs(self.mode, self.fraction):
             self.result(config["lr"], config["layer_decay"], config["epochs"], accuracy_of(config))
+
+    def crops(self, accuracy=0.0):
+        """Runs the crop scales the selection asks for (each at `accuracy`); returns them."""
+        wanted = [c for c in self.select()[0] if "min_scale" in c]
+        for config in wanted:
+            self.write(config, accuracy)
+        return wanted
 
     def select(self):
         return protocol.selection(self.mode, "enc", self.fraction)
@@ -47,13 +56,14 @@ class Selection(unittest.TestCase):
 
     def test_the_best_wins_and_a_shorter_winner_is_not_extended(self):
         self.grid(lambda c: 0.8 if (c["lr"], c["epochs"]) == (2e-3, 100) else 0.7)
+        self.crops()
         wanted, chosen = self.select()
-        self.assertEqual(len(wanted), 12)
-        self.assertEqual(chosen["epochs"], 100)
-        self.assertEqual(chosen["lr"], 2e-3)
+        self.assertEqual(len(wanted), 12 + 2)
+        self.assertEqual(chosen, {"lr": 2e-3, "layer_decay": 0.75, "epochs": 100})
 
     def test_ties_go_to_fewer_epochs(self):
         self.grid(lambda c: 0.8 if c["lr"] == 1e-3 and c["layer_decay"] == 1 else 0.7)
+        self.crops()
         _, chosen = self.select()
         self.assertEqual((chosen["lr"], chosen["layer_decay"], chosen["epochs"]), (1e-3, 1, 100))
 
@@ -64,18 +74,36 @@ class Selection(unittest.TestCase):
         self.assertIsNone(chosen)  # 600 epochs must run first
         self.assertEqual(wanted[-1], {"lr": 2e-3, "layer_decay": 0.75, "epochs": 600})
         self.result(2e-3, 0.75, 600, 0.79)  # worse: 300 stays
+        self.crops()
         wanted, chosen = self.select()
         self.assertEqual(chosen["epochs"], 300)
-        self.assertEqual(len(wanted), 13)
+        self.assertEqual(len(wanted), 13 + 2)
 
     def test_doubling_stops_at_the_fractions_cap(self):
         self.grid(lambda c: 0.8 if (c["lr"], c["layer_decay"], c["epochs"]) == (2e-3, 0.75, 300)
                   else 0.7)
         self.result(2e-3, 0.75, 600, 0.81)
         self.result(2e-3, 0.75, 1200, 0.82)  # the 1% cap: no 2400
+        self.crops()
         wanted, chosen = self.select()
         self.assertEqual(chosen["epochs"], 1200)
         self.assertEqual(max(c["epochs"] for c in wanted), 1200)
+
+    def test_the_crop_scale_comes_last_and_ties_go_to_the_default(self):
+        self.grid(lambda c: 0.8 if (c["lr"], c["layer_decay"], c["epochs"]) == (2e-3, 1, 100)
+                  else 0.7)
+        wanted, chosen = self.select()
+        self.assertIsNone(chosen)  # the crop scales must run first, with the best of the rest
+        best = {"lr": 2e-3, "layer_decay": 1, "epochs": 100}
+        self.assertEqual(wanted[-2:], [dict(best, min_scale=s) for s in self.mode.min_scales])
+        self.assertIn("--min-scale 0.8", " ".join(protocol.finetune_args(self.mode, 0.01, best, 0)))
+        self.crops(0.8)  # a tie: the default (no min_scale) stays
+        self.assertEqual(self.select()[1], best)
+        self.write(dict(best, min_scale=1.0), 0.81)
+        chosen = self.select()[1]
+        self.assertEqual(chosen, dict(best, min_scale=1.0))
+        self.assertIn("--min-scale 1", " ".join(protocol.finetune_args(self.mode, 0.01, chosen,
+                                                                        0)))
 
 
 class TrainingTime(unittest.TestCase):
@@ -163,9 +191,9 @@ class RunsAtOnce(unittest.TestCase):
                 running.remove(name)
         self.assertEqual(most, 2)
         self.assertEqual(sum(e == ["start", "pretrain-splitmask"] for e in events), 1)
-        # The grid of 4, one doubled run each (equal accuracies: the shortest is the best and
-        # the longest of its pair), then 3 test seeds: 8 evaluations per encoder.
-        self.assertEqual(len(events), 2 * (1 + 2 * 8))
+        # The grid of 4, one doubled run (equal accuracies: the shortest is the best and the
+        # longest of its pair), one crop scale, then 3 test seeds: 9 evaluations per encoder.
+        self.assertEqual(len(events), 2 * (1 + 2 * 9))
         self.assertTrue(all(r.done(self.mode) for r in protocol.plan(self.mode, None)))
 
     def test_a_failed_run_stops_the_protocol(self):
