@@ -12,8 +12,9 @@ checkpoint is missing or unfinished pre-trains it (again) first.
 The experiments, run in this order (`list` prints every step):
   compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
   ablation   SplitMask without InfoNCE (lambda 0) and BEiT at 1%, selected by the same rule
-  tokenizers SplitMask with random-patch words and with 64 and 1024 k-means words, fine-tuned
-             at 1% with the configuration chosen for SplitMask; and for each tokenizer, how
+  tokenizers SplitMask with random-patch words, with 64 and 1024 k-means words, and with
+             k-means from distinct draws (--distinct-words), fine-tuned at 1% with the
+             configuration chosen for SplitMask; and for each tokenizer, how
              well the decoder predicts near-uniform patches and the others (target_loss.py)
   samples    SplitMask pre-trained on 1%, 5%, 10%, 25% of the images for the same steps,
              fine-tuned at 10% and 1% with the configuration chosen for SplitMask
@@ -121,6 +122,9 @@ class Mode:
             "splitmask-random": [*splitmask, "--epochs", "20", "--kmeans-iterations", "0"],
             "splitmask-k64": [*splitmask, "--epochs", "20", "--preset", "mini-28-k64"],
             "splitmask-k1024": [*splitmask, "--epochs", "20", "--preset", "mini-28-k1024"],
+            # k-means started from 256 distinct draws: by default a third of the words are
+            # copies of the black patch, which k-means never separates.
+            "splitmask-distinct": [*splitmask, "--epochs", "20", "--distinct-words"],
         }
         self.target_images = 10000
         samples = [600, 3000, 6000, 15000]  # 1%, 5%, 10%, 25% (100%: "splitmask")
@@ -176,7 +180,8 @@ class Job:
 
 EXPERIMENTS = ["compare", "ablation", "tokenizers", "samples", "schedule"]
 # The tokenizer experiment's pre-trainings, SplitMask's own (k-means, 256 words) first.
-TOKENIZERS = ["splitmask", "splitmask-random", "splitmask-k64", "splitmask-k1024"]
+TOKENIZERS = ["splitmask", "splitmask-random", "splitmask-k64", "splitmask-k1024",
+              "splitmask-distinct"]
 # Debian's PyTorch (scripts/target_loss.py needs it; python3-torch is not a build dependency).
 PYTHON = "/usr/bin/python3"
 
@@ -671,6 +676,8 @@ def tokenizers(mode):
     def words(name, r):
         kind = ("random patches" if option_value(mode.pretrainings[name], "--kmeans-iterations")
                 == "0" else "k-means")
+        if "--distinct-words" in mode.pretrainings[name]:
+            kind += " from distinct draws"
         return f"{name}: {kind}, {r['vocabulary']} words"
 
     print()

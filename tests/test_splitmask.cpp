@@ -207,6 +207,52 @@ TEST_CASE("tokenizer: spherical k-means does not lower the mean similarity") {
   CHECK(later > first);
 }
 
+// Whether vocabulary rows i and j point the same way (the rule sample() refuses repeats by).
+template <class Tokenizer>
+bool same_word(const Tokenizer& tok, std::size_t i, std::size_t j) {
+  double product = 0;
+  for (std::size_t c = 0; c < Tokenizer::L; ++c)
+    product += double(tok.vocabulary()(i, c)) * tok.vocabulary()(j, c);
+  return product > 1 - 1e-6;
+}
+
+TEST_CASE("tokenizer: distinct draws refuse a repeated word, and change nothing before one") {
+  // Black images (under the channel mean 0.5: one direction) whose first row of 3 patches is
+  // noise: two thirds of the patches are one word.
+  using cfg = vit_config<12, 2, 4, 16, 2, 2>;
+  using words = patch_tokenizer<cfg, 16>;
+  tensor<float, extents<dynamic, 2, 12, 12>> images(40);
+  fill(images, 5);
+  for (std::size_t i = 0; i < 40; ++i)
+    for (std::size_t c = 0; c < 2; ++c)
+      for (std::size_t y = 4; y < 12; ++y)
+        for (std::size_t x = 0; x < 12; ++x) images(i, c, y, x) = 0.0f;
+  const std::array<float, 2> mean{0.5f, 0.5f}, std_dev{1.f, 1.f};
+  const auto any = words::sample(images, mean, std_dev, 4);
+  const auto distinct = words::sample(images, mean, std_dev, 4, word_draw::distinct);
+  std::size_t repeats = 0, first_repeat = 16;
+  for (std::size_t k = 0; k < 16; ++k)
+    for (std::size_t j = 0; j < k; ++j) {
+      if (same_word(any, k, j)) {
+        ++repeats;
+        first_repeat = std::min(first_repeat, k);
+      }
+      CHECK_FALSE(same_word(distinct, k, j));
+    }
+  MESSAGE(repeats << " repeated pairs among 16 words drawn from any patch, the first at word "
+                  << first_repeat);
+  CHECK(repeats > 0);
+  for (std::size_t k = 0; k < first_repeat; ++k)
+    for (std::size_t c = 0; c < cfg::patch_length; ++c)
+      CHECK(distinct.vocabulary()(k, c) == any.vocabulary()(k, c));
+  // All black: one direction, which fills any number of words but only one distinct word.
+  images = 0.0f;
+  CHECK_NOTHROW(words::sample(images, mean, std_dev, 4));
+  CHECK_THROWS_WITH_AS(
+      words::sample(images, mean, std_dev, 4, word_draw::distinct),
+      doctest::Contains("and from each other"), shape_error);
+}
+
 // ---- InfoNCE -------------------------------------------------------------------------------
 
 TEST_CASE("InfoNCE: ln B for identical descriptors, and its gradient by finite differences") {

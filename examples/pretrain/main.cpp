@@ -143,6 +143,9 @@ void add_run_options(CLI::App& app, ex::pretrain_settings& s) {
   app.add_option("--kmeans-iterations", s.kmeans_iterations,
                  "Spherical k-means iterations refining the vocabulary (0: random patches)")
       ->capture_default_str();
+  app.add_flag("--distinct-words", s.distinct_words,
+               "Draw the vocabulary's words from patches whose directions differ (by default a "
+               "common patch, such as black background, can fill several words)");
   app.add_option_function<std::vector<std::string>>(
          "--objective-options",
          [&s](const std::vector<std::string>& given) {

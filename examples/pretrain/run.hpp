@@ -78,15 +78,19 @@ patch_tokenizer<Config, K> build_tokenizer(const image_set& set, const channel_s
                   images.data() + i * C * S * S, S);
   std::array<float, C> zero{}, one{};
   one.fill(1.0f);
-  auto tokenizer = patch_tokenizer<Config, K>::sample(images, zero, one, s.seed);
+  auto tokenizer = patch_tokenizer<Config, K>::sample(
+      images, zero, one, s.seed, s.distinct_words ? word_draw::distinct : word_draw::any);
+  const char* draws = s.distinct_words ? " (distinct draws)" : "";
   if (s.kmeans_iterations > 0) {
     tensor<float, extents<dynamic, Config::patches, Config::patch_length>> patches(count);
     patchify<Config::patch_size>(patches, images);
     const double similarity = tokenizer.refine(patches, s.kmeans_iterations);
     std::fprintf(stderr,
-                 "tokenizer: %zu words from %zu images, %zu k-means iterations, mean "
+                 "tokenizer: %zu words%s from %zu images, %zu k-means iterations, mean "
                  "cosine similarity %.3f\n",
-                 K, count, s.kmeans_iterations, similarity);
+                 K, draws, count, s.kmeans_iterations, similarity);
+  } else {
+    std::fprintf(stderr, "tokenizer: %zu random patches%s from %zu images\n", K, draws, count);
   }
   return tokenizer;
 }

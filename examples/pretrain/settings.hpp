@@ -25,6 +25,7 @@ struct pretrain_settings {
   std::uint64_t seed = 0;
   std::size_t vocabulary_images = 10000;  // images the tokenizer's vocabulary is drawn from
   std::size_t kmeans_iterations = 10;
+  bool distinct_words = false;  // the vocabulary's draws refuse a repeated word (word_draw)
   std::size_t train_limit = 0;  // only the first N training images (0: all)
   // The objective's run-time options that differ from its defaults, {name: value} (SplitMask's
   // lambda and tau, MAE's norm_pix_loss).
@@ -40,6 +41,7 @@ inline nlohmann::json to_json(const pretrain_settings& s) {
           {"flip", s.flip},           {"seed", s.seed},
           {"vocabulary_images", s.vocabulary_images},
           {"kmeans_iterations", s.kmeans_iterations},
+          {"distinct_words", s.distinct_words},
           {"train_limit", s.train_limit},
           {"objective_options", s.objective_options}};
 }
@@ -62,6 +64,7 @@ inline pretrain_settings settings_from_json(const nlohmann::json& j) {
   s.vocabulary_images = j.at("vocabulary_images").get<std::size_t>();
   s.kmeans_iterations = j.at("kmeans_iterations").get<std::size_t>();
   s.train_limit = j.value("train_limit", std::size_t{0});  // absent before it existed: all
+  s.distinct_words = j.value("distinct_words", false);       // likewise: any patch
   s.objective_options = j.value("objective_options", nlohmann::json::object());  // likewise
   return s;
 }

@@ -28,6 +28,12 @@
 
 namespace splitmask {
 
+/// How patch_tokenizer::sample draws its words. `any`: every usable patch, so a common patch
+/// can fill several words (Fashion-MNIST's black background takes about a third of them, and
+/// k-means never separates copies). `distinct`: a patch whose direction repeats an earlier
+/// word's (cosine similarity above 1 - 1e-6) is drawn again.
+enum class word_draw { any, distinct };
+
 template <class Config, std::size_t Vocabulary>
 class patch_tokenizer {
   static_assert(is_vit_config_v<Config>, "splitmask: Config must be a splitmask::vit_config");
@@ -61,10 +67,13 @@ class patch_tokenizer {
 
   /// K patches drawn at random (seeded) from `images` (M, C, S, S): each draw picks an image and
   /// a patch position; standardised patches of (nearly) zero norm are drawn again, since their
-  /// direction is undefined. Throws when the images hold too few usable patches.
+  /// direction is undefined, and so are repeated directions when `draws` is distinct. Throws
+  /// when the images hold too few usable patches. The same seed and images give the same words
+  /// for both rules until `distinct` first refuses a draw.
   template <class Images>
   static patch_tokenizer sample(const Images& images, const std::array<float, C>& mean,
-                                const std::array<float, C>& std_dev, std::uint64_t seed) {
+                                const std::array<float, C>& std_dev, std::uint64_t seed,
+                                word_draw draws = word_draw::any) {
     patch_tokenizer t(mean, std_dev);
     const auto vi = images.view();
     const std::size_t count = vi.batch();
@@ -77,14 +86,15 @@ class patch_tokenizer {
         if (draw >= 64 * K + 1024)
           throw shape_error(
               "splitmask::patch_tokenizer::sample: the images hold too few patches that differ "
-              "from the channel means to fill a vocabulary of " +
-              std::to_string(K));
+              "from the channel means" +
+              std::string(draws == word_draw::distinct ? " and from each other" : "") +
+              " to fill a vocabulary of " + std::to_string(K));
         const auto bits = rng.bits(draw);
         const std::size_t image = bits.v[0] % count, position = bits.v[1] % N;
         patchify<P>(patches, vi.slice(image, 1));
         float* row = t.vocabulary_.data() + k * L;
         t.standardise(patches.data() + position * L, row);
-        if (normalise(row)) break;
+        if (normalise(row) && (draws == word_draw::any || !t.repeats_a_word(k))) break;
       }
       ++draw;
     }
@@ -195,6 +205,21 @@ class patch_tokenizer {
   const std::array<float, C>& std_dev() const { return std_; }
 
  private:
+  // Whether vocabulary row k points where one of rows 0..k-1 does: unit rows, so their product
+  // is the cosine similarity, and above 1 - 1e-6 (an angle under 0.08 degrees) is a repeat. That
+  // is far above fp32 rounding, and below what one grey level in one pixel of a black 4 x 4
+  // patch changes (about 5e-6 with Fashion-MNIST's statistics).
+  bool repeats_a_word(std::size_t k) const {
+    const float* row = vocabulary_.data() + k * L;
+    for (std::size_t j = 0; j < k; ++j) {
+      const float* other = vocabulary_.data() + j * L;
+      double product = 0;
+      for (std::size_t c = 0; c < L; ++c) product += double(row[c]) * other[c];
+      if (product > 1 - 1e-6) return true;
+    }
+    return false;
+  }
+
   // out = the patch with each element standardised by its channel (c = k / (P·P)).
   void standardise(const float* patch, float* out) const {
     for (std::size_t c = 0; c < C; ++c) {
