@@ -11,7 +11,8 @@ checkpoint is missing or unfinished pre-trains it (again) first.
 
 The experiments, run in this order (`list` prints every step):
   compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
-  ablation   SplitMask without InfoNCE (lambda 0) and BEiT at 1%, selected by the same rule
+  ablation   SplitMask without InfoNCE (lambda 0) and BEiT at 1%, selected by the same rule;
+             their frozen k-NN and linear probe at 10%
   tokenizers SplitMask with random-patch words, with 64 and 1024 k-means words, and with
              k-means from distinct draws (--distinct-words), fine-tuned at 1% with the
              configuration chosen for SplitMask; and for each tokenizer, how
@@ -138,6 +139,9 @@ class Mode:
         self.jobs = [
             Job("compare", "scratch", 0.01), Job("compare", "splitmask", 0.01),
             Job("ablation", "splitmask-lambda0", 0.01), Job("ablation", "beit", 0.01),
+            # Whether a part changes the features themselves: frozen, beside SplitMask's own
+            # (measured in the schedule experiment, with raw pixels and the random encoder).
+            *[Job("ablation", e, 0.1, frozen=True) for e in ("splitmask-lambda0", "beit")],
             *[Job("tokenizers", e, 0.01, config_from="splitmask") for e in TOKENIZERS[1:]],
             *[Job("tokenizers", e, None, targets=True) for e in TOKENIZERS],
             Job("compare", "scratch", 0.1), Job("compare", "splitmask", 0.1),
