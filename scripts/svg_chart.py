@@ -42,7 +42,11 @@ def line_chart(path, title, x_label, y_label, series, x_log=False, x_ticks=None,
                references=()):
     """Writes the chart. x_ticks: [(value, text)] (default: round values); references:
     [(label, colour, y)] drawn as dashed horizontal lines across the chart."""
-    w, h, left, right, top, bottom = 760, 420, 64, 240, 40, 50
+    labels = [f"- - {r[0]}" for r in references] + [f"— {s.label}" for s in series]
+    # The legend's column fits its longest label (about 7 px a character at 12 px).
+    right = max(240, 20 + 7 * max((len(text) for text in labels), default=0))
+    h, left, top, bottom = 420, 64, 40, 50
+    w = left + 456 + right
     points = [p for s in series for p in s.points]
     if not points:
         return False
