@@ -258,6 +258,13 @@ def configs(mode, fraction):
         yield {"lr": lr, "layer_decay": decay, "epochs": epochs}
 
 
+def at_min_scale(config, scale):
+    """`config` with crop scale `scale`; the default stays unnamed, as in the grid's runs (whose
+    names and recorded configurations predate the crop stage)."""
+    base = {k: v for k, v in config.items() if k != "min_scale"}
+    return base if scale == DEFAULT_MIN_SCALE else dict(base, min_scale=scale)
+
+
 def config_name(config):
     crop = f"-ms{config['min_scale']:g}" if "min_scale" in config else ""
     return f"lr{config['lr']:g}-ld{config['layer_decay']:g}-ep{config['epochs']:g}{crop}"
@@ -290,7 +297,7 @@ def selection(mode, name, fraction):
         if value is None:
             return wanted, None
         tried.append((value, longer))
-    scales = [dict(best, min_scale=scale) for scale in mode.min_scales]
+    scales = [at_min_scale(best, scale) for scale in mode.min_scales]
     wanted += scales
     crops = [(best_value, best)]
     for config in scales:
@@ -509,7 +516,7 @@ def run_all(mode, only, encoders=None, jobs=1):
             raise SystemExit(f"protocol.py: {BUILD / 'examples' / program} is not built "
                              "(cmake --build build --target splitmask_pretrain splitmask_eval)")
     changed = threading.Condition()
-    busy, failures = {}, []
+    busy, failures = set(), []  # busy: the (stage, name) of the runs going on
 
     def work(run):
         start = time.time()
@@ -519,7 +526,7 @@ def run_all(mode, only, encoders=None, jobs=1):
         except BaseException as error:  # SystemExit from execute(), or anything unexpected
             failures.append(error)
         with changed:
-            del busy[(run.stage, run.name)]
+            busy.discard((run.stage, run.name))
             changed.notify()
 
     with changed:
@@ -535,8 +542,8 @@ def run_all(mode, only, encoders=None, jobs=1):
             number = len(runs) - todo + len(busy) + 1
             log(mode, f"[{number}/{len(runs)}+] {run.stage}/{run.name}"
                       + (f" ({len(busy) + 1} of {jobs} at once)" if jobs > 1 else ""))
-            busy[(run.stage, run.name)] = threading.Thread(target=work, args=(run,))
-            busy[(run.stage, run.name)].start()
+            busy.add((run.stage, run.name))
+            threading.Thread(target=work, args=(run,)).start()
         if failures:
             for child in list(RUNNING):
                 child.terminate()
@@ -619,9 +626,8 @@ def table(mode):
         if config:
             prefix = f"{job.encoder}-{job.fraction:g}-"
             v = accuracy(mode, "select", prefix + config_name(config))
-            base = {k: config[k] for k in ("lr", "layer_decay", "epochs")}
-            by_scale = [accuracy(mode, "select", prefix + config_name(
-                base if m == DEFAULT_MIN_SCALE else dict(base, min_scale=m))) for m in scales]
+            by_scale = [accuracy(mode, "select", prefix + config_name(at_min_scale(config, m)))
+                        for m in scales]
             print(f"| {job.encoder} | {100 * job.fraction:g}% | {config_name(config)} | "
                   f"{100 * v:.1f} | " + " / ".join(f"{100 * a:.1f}" for a in by_scale) + " |")
     frozen = [job for job in mode.jobs if job.frozen]

@@ -219,8 +219,7 @@ bool same_word(const Tokenizer& tok, std::size_t i, std::size_t j) {
 TEST_CASE("tokenizer: distinct draws refuse a repeated word, and change nothing before one") {
   // Black images (under the channel mean 0.5: one direction) whose first row of 3 patches is
   // noise: two thirds of the patches are one word.
-  using cfg = vit_config<12, 2, 4, 16, 2, 2>;
-  using words = patch_tokenizer<cfg, 16>;
+  using words = patch_tokenizer<tiny, 16>;
   tensor<float, extents<dynamic, 2, 12, 12>> images(40);
   fill(images, 5);
   for (std::size_t i = 0; i < 40; ++i)
@@ -243,7 +242,7 @@ TEST_CASE("tokenizer: distinct draws refuse a repeated word, and change nothing 
                   << first_repeat);
   CHECK(repeats > 0);
   for (std::size_t k = 0; k < first_repeat; ++k)
-    for (std::size_t c = 0; c < cfg::patch_length; ++c)
+    for (std::size_t c = 0; c < tiny::patch_length; ++c)
       CHECK(distinct.vocabulary()(k, c) == any.vocabulary()(k, c));
   // All black: one direction, which fills any number of words but only one distinct word.
   images = 0.0f;
