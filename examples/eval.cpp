@@ -4,7 +4,9 @@
 // measured on the test split. Without --checkpoint the encoder is random (the random-init and
 // from-scratch baselines); --pixels measures the raw pixels instead (k-NN and linear only).
 // --validation F measures on F of the training images instead, held out (the same images for
-// every run), and never reads the test split: hyperparameters are chosen that way.
+// every run), and never reads the test split: hyperparameters are chosen that way. --state FILE
+// makes a long fine-tuning resumable: stopped (Ctrl-C, SIGTERM) or killed, the same command
+// continues it from its last save, bit for bit on the same threads.
 //
 //   splitmask-eval --checkpoint runs/pretrain/checkpoint.safetensors --label-fraction 0.1
 //                  --mode all --json runs/eval/splitmask-10.json
@@ -14,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,7 @@
 #include <splitmask/data/batch_loader.hpp>
 #include <splitmask/data/dataset.hpp>
 #include <splitmask/eval/finetune.hpp>
+#include <splitmask/eval/finetune_state.hpp>
 #include <splitmask/eval/knn.hpp>
 #include <splitmask/eval/label_fraction.hpp>
 #include <splitmask/eval/linear_probe.hpp>
@@ -30,6 +34,7 @@
 #include <splitmask/io/checkpoint.hpp>
 #include "common/presets.hpp"
 #include "common/progress.hpp"
+#include "common/stop_signal.hpp"
 #include "common/first_images.hpp"
 #include "common/gemm_option.hpp"
 #include "common/threads.hpp"
@@ -43,6 +48,8 @@ namespace {
 struct request {
   std::string checkpoint, data = "/usr/share/datasets/fashion-mnist", format = "auto";
   std::string preset = "mini-28", mode = "all", json;
+  std::string state;  // the fine-tuning's state file (--state)
+  std::uint64_t save_every = 0, stop_after = 0;
   bool pixels = false;
   double label_fraction = 1.0;
   double validation = 0;  // the held-out fraction of the training images; 0: measure on test
@@ -156,10 +163,119 @@ void frozen_evaluations(const request& r, const row_matrix<float>& train,
   }
 }
 
+// The settings that make a fine-tuning what it is, by option: a saved state continues only under
+// the same ones. `start` fingerprints the encoder it starts from (the pre-training read, or the
+// random init); --threads may change (the bits then may too).
+nlohmann::json finetune_settings(const request& r, std::uint64_t steps, std::size_t batch,
+                                 const std::string& start) {
+  return {{"--data", r.data},          {"--train-limit", r.train_limit},
+          {"--validation", r.validation}, {"--label-fraction", r.label_fraction},
+          {"--seed", r.seed},          {"--steps or --epochs", steps},
+          {"--batch", batch},          {"--lr", r.lr},
+          {"--warmup", r.warmup},      {"--layer-decay", r.layer_decay},
+          {"--label-smoothing", r.smoothing}, {"--weight-decay", r.weight_decay},
+          {"--min-scale", r.min_scale}, {"the starting encoder (--checkpoint, --preset)", start}};
+}
+
+// A fingerprint of the parameters' bits (FNV-1a, 64 bits), in hex.
+template <class Encoder>
+std::string fingerprint(const Encoder& encoder) {
+  const auto params = encoder.flat_params();
+  const auto* bytes = reinterpret_cast<const unsigned char*>(params.data());
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < params.size() * sizeof(*params.data()); ++i)
+    h = (h ^ bytes[i]) * 0x100000001b3ull;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+// Throws unless a saved fine-tuning's settings are this command's, naming the first that differs.
+void check_same_settings(const std::string& state, const nlohmann::json& saved,
+                         const nlohmann::json& now) {
+  for (const auto& item : now.items())
+    if (!saved.contains(item.key()) || saved[item.key()] != item.value())
+      throw std::invalid_argument(
+          "--state " + state + ": the saved fine-tuning has " + item.key() + " " +
+          (saved.contains(item.key()) ? saved[item.key()].dump() : "unset") +
+          ", this command " + item.value().dump() +
+          "; give the saved run's settings to continue it, or remove " + state +
+          " to start again");
+}
+
+// A fine-tuning's record over all its sittings: the loss curve, the loss summed since its last
+// point, and the training time.
+struct finetune_record {
+  std::vector<nlohmann::json> curve;
+  double window = 0;
+  std::size_t in_window = 0;
+  double seconds = 0;  // of the sittings before this one
+  std::size_t sittings = 1;
+
+  nlohmann::json to_json(const nlohmann::json& settings, double this_sitting) const {
+    return {{"settings", settings}, {"curve", curve},   {"window", window},
+            {"in_window", in_window}, {"seconds", seconds + this_sitting},
+            {"sittings", sittings}};
+  }
+  static finetune_record from_json(const nlohmann::json& j) {
+    finetune_record f;
+    f.curve = j.at("curve").get<std::vector<nlohmann::json>>();
+    f.window = j.at("window").get<double>();
+    f.in_window = j.at("in_window").get<std::size_t>();
+    f.seconds = j.at("seconds").get<double>();
+    f.sittings = j.at("sittings").get<std::size_t>() + 1;
+    return f;
+  }
+};
+
+// The trainer's state and record from --state, when that file exists; the record so far.
+template <class Trainer>
+finetune_record resume_finetuning(const request& r, Trainer& trainer,
+                                  const nlohmann::json& settings, std::uint64_t steps) {
+  if (r.state.empty() || !std::filesystem::exists(r.state)) return {};
+  const nlohmann::json saved = splitmask::load_finetune_state(r.state, trainer);
+  try {
+    check_same_settings(r.state, saved.at("settings"), settings);
+    auto record = finetune_record::from_json(saved);
+    std::fprintf(stderr, "fine-tuning: resuming from %s at step %llu of %llu\n", r.state.c_str(),
+                 static_cast<unsigned long long>(trainer.steps()),
+                 static_cast<unsigned long long>(steps));
+    return record;
+  } catch (const nlohmann::json::exception& e) {
+    throw splitmask::file_error(r.state + ": the fine-tuning state's record is malformed (" +
+                                e.what() + ")");
+  }
+}
+
+// The fine-tuning's report: accuracy, settings, loss curve, times over all sittings.
+nlohmann::json finetune_result(const request& r, const splitmask::finetune_options& o, double acc,
+                               std::uint64_t steps, std::size_t labelled, std::size_t batch,
+                               const finetune_record& record, double train_seconds,
+                               double this_sitting) {
+  const auto& curve = record.curve;
+  return {{"accuracy", acc},
+          {"steps", steps},
+          {"epochs", double(steps) * double(batch) / double(labelled)},
+          {"batch", batch},
+          {"lr", o.lr},
+          {"warmup_steps", o.warmup_steps},
+          {"layer_decay", o.layer_decay},
+          {"label_smoothing", o.label_smoothing},
+          {"weight_decay", o.adamw.weight_decay},
+          {"min_scale", r.min_scale},
+          {"final_loss", curve.empty() ? 0.0 : curve.back()["loss"].get<double>()},
+          {"train_seconds", train_seconds},
+          {"sittings", record.sittings},
+          {"seconds", record.seconds + this_sitting},
+          {"curve", curve}};
+}
+
 // Fine-tunes the encoder (pre-trained when `checkpoint` is given) with a linear head on the
-// labelled images; adds the result and the loss curve to `report`.
+// labelled images; adds the result and the loss curve to `report`. With --state, continues a
+// saved fine-tuning and saves its own; false when it ended before its last step (--stop-after,
+// or a stop signal), its state saved.
 template <class Config>
-void finetune(const request& r, const splitmask::image_set& labelled,
+bool finetune(const request& r, const splitmask::image_set& labelled,
               const splitmask::image_set& test, const splitmask::channel_stats& stats,
               std::size_t classes, nlohmann::json& report) {
   const auto start = std::chrono::steady_clock::now();
@@ -174,28 +290,46 @@ void finetune(const request& r, const splitmask::image_set& labelled,
   o.adamw.weight_decay = r.weight_decay;
   splitmask::finetune_trainer<Config> trainer(batch, classes, o, r.seed);
   if (!r.checkpoint.empty()) splitmask::load_encoder(r.checkpoint, trainer.encoder());
+  const auto settings = finetune_settings(r, steps, batch, fingerprint(trainer.encoder()));
+  finetune_record record = resume_finetuning(r, trainer, settings, steps);
+  const std::uint64_t first = trainer.steps();
+  auto save = [&] {
+    splitmask::save_finetune_state(r.state, trainer,
+                                   record.to_json(settings, seconds_since(start)));
+  };
+  const std::uint64_t save_every =
+      r.save_every > 0 ? r.save_every : std::max<std::uint64_t>(1, steps / 10);
   splitmask::augmentation aug;
   aug.min_scale = r.min_scale;
-  splitmask::batch_loader<Config> loader(labelled, batch, stats, aug, r.seed);
-  ex::progress_bar progress(0, steps, std::max<std::uint64_t>(1, steps / 20));
-  std::vector<nlohmann::json> curve;
-  double window = 0;
-  std::size_t in_window = 0;
+  splitmask::batch_loader<Config> loader(labelled, batch, stats, aug, r.seed, first);
+  ex::progress_bar progress(first, steps, std::max<std::uint64_t>(1, steps / 20));
   const std::uint64_t every = std::max<std::uint64_t>(1, steps / 200);
-  for (std::uint64_t step = 1; step <= steps; ++step) {
+  for (std::uint64_t step = first + 1; step <= steps; ++step) {
     const auto& images = loader.next();
     const auto l = trainer.step(images, loader.labels().data());
-    window += l.loss;
-    ++in_window;
+    record.window += l.loss;
+    ++record.in_window;
     if (step % every == 0 || step == steps) {
-      curve.push_back({{"step", step}, {"loss", window / double(in_window)}, {"lr", l.lr}});
-      window = 0, in_window = 0;
+      record.curve.push_back(
+          {{"step", step}, {"loss", record.window / double(record.in_window)}, {"lr", l.lr}});
+      record.window = 0, record.in_window = 0;
     }
     char text[64];
     std::snprintf(text, sizeof text, "loss %.3f", l.loss);
-    progress.update(step, text, double(batch * step) / seconds_since(start));
+    progress.update(step, text, double(batch * (step - first)) / seconds_since(start));
+    if (r.state.empty() || step == steps) continue;
+    const bool stop = ex::stop_requested || step - first == r.stop_after;
+    if (stop || step % save_every == 0) save();
+    if (stop) {
+      progress.interrupt();
+      std::fprintf(stderr, "fine-tuning %s after step %llu of %llu; saved %s; the same command "
+                   "continues it\n", ex::stop_requested ? "interrupted" : "stopped (--stop-after)",
+                   static_cast<unsigned long long>(step), static_cast<unsigned long long>(steps),
+                   r.state.c_str());
+      return false;
+    }
   }
-  const double train_seconds = seconds_since(start);
+  const double train_seconds = record.seconds + seconds_since(start);
   // Accuracy on the test (or validation) images: whole, normalised, no augmentation.
   std::vector<std::int32_t> predicted;
   for_each_batch<Config>(test, stats, [&](std::size_t, const auto& images) {
@@ -203,28 +337,17 @@ void finetune(const request& r, const splitmask::image_set& labelled,
     predicted.insert(predicted.end(), p.begin(), p.end());
   });
   const double acc = splitmask::accuracy(predicted, test.labels);
-  report["finetune"] = {{"accuracy", acc},
-                        {"steps", steps},
-                        {"epochs", double(steps) * double(batch) / double(labelled.size())},
-                        {"batch", batch},
-                        {"lr", o.lr},
-                        {"warmup_steps", o.warmup_steps},
-                        {"layer_decay", o.layer_decay},
-                        {"label_smoothing", o.label_smoothing},
-                        {"weight_decay", o.adamw.weight_decay},
-                        {"min_scale", r.min_scale},
-                        {"final_loss", curve.empty() ? 0.0 : curve.back()["loss"].get<double>()},
-                        {"train_seconds", train_seconds},
-                        {"seconds", seconds_since(start)},
-                        {"curve", curve}};
+  report["finetune"] = finetune_result(r, o, acc, steps, labelled.size(), batch, record,
+                                       train_seconds, seconds_since(start));
   std::printf("fine-tuning (%llu steps of %zu, %.3g epochs): %.2f%% on %s\n",
               static_cast<unsigned long long>(steps), batch,
               double(steps) * double(batch) / double(labelled.size()), 100 * acc,
               r.evaluated_on());
   if (!r.json.empty()) {
     const std::string svg = std::filesystem::path(r.json).replace_extension(".finetune.svg");
-    ex::write_loss_curve_svg(svg, curve, {"loss"}, "fine-tuning loss");
+    ex::write_loss_curve_svg(svg, record.curve, {"loss"}, "fine-tuning loss");
   }
+  return true;
 }
 
 // The data statistics the encoder was trained with (its checkpoint's), else the training set's.
@@ -276,8 +399,9 @@ dataset load(const request& r, std::size_t size, std::size_t channels) {
   return d;
 }
 
+// The measures asked for; none when the fine-tuning ended before its last step (its state saved).
 template <class Config>
-nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info) {
+std::optional<nlohmann::json> evaluate(const request& r, const splitmask::checkpoint_info* info) {
   constexpr std::size_t C = Config::channels, S = Config::image_size;
   const dataset d = load(r, S, C);
   for (const auto* set : {&d.train, &d.test})
@@ -307,7 +431,8 @@ nlohmann::json evaluate(const request& r, const splitmask::checkpoint_info* info
                        d.labelled.labels, encoder_features<Config>(encoder, d.test, stats, r.evaluated_on()),
                        d.test.labels, report);
   }
-  if (r.runs("finetune")) finetune<Config>(r, d.labelled, d.test, stats, d.classes, report);
+  if (r.runs("finetune") && !finetune<Config>(r, d.labelled, d.test, stats, d.classes, report))
+    return std::nullopt;
   return report;
 }
 
@@ -317,6 +442,9 @@ int run(const request& r) {
     throw std::invalid_argument("--pixels measures the raw pixels: give it no --checkpoint");
   if (r.pixels && r.mode == "finetune")
     throw std::invalid_argument("--pixels has no encoder to fine-tune: use --mode knn or linear");
+  if (!r.state.empty() && (r.pixels || !r.runs("finetune")))
+    throw std::invalid_argument("--state keeps a fine-tuning's state: use --mode finetune or all");
+  if (!r.state.empty()) ex::stop_on_signals();  // a stopped fine-tuning saves its state first
   if (!r.json.empty()) {  // before the work: the loss curve is written there too
     const auto parent = std::filesystem::path(r.json).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
@@ -327,7 +455,7 @@ int run(const request& r) {
                            {"label_fraction", r.label_fraction},
                            {"validation", r.validation},
                            {"seed", r.seed}};
-  nlohmann::json results;
+  std::optional<nlohmann::json> results;
   if (!r.checkpoint.empty()) {
     const auto info = splitmask::read_checkpoint_info(r.checkpoint);
     report["model"] = "checkpoint";
@@ -356,13 +484,15 @@ int run(const request& r) {
       return 0;
     });
   }
-  report.update(results);
+  if (!results) return ex::stop_requested ? 130 : 0;
+  report.update(*results);
   report["threads"] = ex::threads_in_use();
   report["seconds"] = seconds_since(start);
   if (!r.json.empty()) {
     splitmask::write_file_atomically(r.json, report.dump(2) + "\n");
     std::printf("results -> %s\n", r.json.c_str());
   }
+  if (!r.state.empty()) std::filesystem::remove(r.state);  // the run is done and reported
   return 0;
 }
 
@@ -405,6 +535,10 @@ void add_options(CLI::App& app, request& r) {
   app.add_option("--k", r.k, "Neighbours that vote in k-NN")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+}
+
+// The fine-tuning's options, into r.
+void add_finetune_options(CLI::App& app, request& r) {
   auto* steps = app.add_option("--steps", r.steps, "Fine-tuning steps")
                     ->check(CLI::PositiveNumber)
                     ->capture_default_str();
@@ -433,6 +567,20 @@ void add_options(CLI::App& app, request& r) {
   app.add_option("--min-scale", r.min_scale, "Fine-tuning crops: smallest area kept (1: no crop)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+  auto* state = app.add_option(
+      "--state", r.state,
+      "Keep the fine-tuning's state in this file: saved every --save-every steps and when "
+      "stopped (Ctrl-C, SIGTERM); where the file exists, the fine-tuning continues from it "
+      "(with the same settings); removed once the results are written");
+  app.add_option("--save-every", r.save_every,
+                 "Fine-tuning steps between saves of --state (default: 10 per run)")
+      ->check(CLI::PositiveNumber)
+      ->needs(state);
+  app.add_option("--stop-after", r.stop_after,
+                 "End the fine-tuning after this many steps of this sitting, its state saved in "
+                 "--state (training in slices)")
+      ->check(CLI::PositiveNumber)
+      ->needs(state);
 }
 
 }  // namespace
@@ -444,6 +592,7 @@ int main(int argc, char** argv) {
   CLI::App app{"k-NN, linear-probe and fine-tuning accuracy of an encoder on labelled images",
                "splitmask-eval"};
   add_options(app, r);
+  add_finetune_options(app, r);
   ex::add_gemm_option(app, gemm);
   CLI11_PARSE(app, argc, argv);
   try {

@@ -455,14 +455,13 @@ def evaluate(mode, run):
                   "unfinished)")
         pretrain(mode, needs)
     scratch = mode.work / run.stage / f"{run.name}.json"
-    if run.program.endswith(".py"):
-        if not has_torch():
-            raise SystemExit(f"protocol.py: {run.stage}/{run.name} needs PyTorch and NumPy at "
-                             f"{PYTHON} (apt-get install python3-torch python3-numpy)")
-        command = [PYTHON, str(ROOT / "scripts" / run.program), *run.args, "--json", str(scratch)]
-    else:
-        command = [str(BUILD / "examples" / run.program), *run.args, "--json", str(scratch)]
-    execute(mode, run, command, mode.work / run.stage / f"{run.name}.log")
+    if run.program.endswith(".py") and not has_torch():
+        raise SystemExit(f"protocol.py: {run.stage}/{run.name} needs PyTorch and NumPy at "
+                         f"{PYTHON} (apt-get install python3-torch python3-numpy)")
+    if state_file(mode, run) and state_file(mode, run).exists():
+        log(mode, f"{run.name}: continuing the fine-tuning saved in {state_file(mode, run)}")
+    execute(mode, run, evaluation_command(mode, run, scratch),
+            mode.work / run.stage / f"{run.name}.log")
     report = json.loads(scratch.read_text())
     report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
     report["provenance"] = provenance(script=run.program.endswith(".py"))
@@ -471,6 +470,22 @@ def evaluate(mode, run):
     if needs is not None:
         report["provenance"]["checkpoint_sha256"] = sha256(checkpoint(mode, needs))
     write_result(mode, run, report)
+
+
+def state_file(mode, run):
+    """Where a fine-tuning keeps its state between sittings (splitmask-eval --state: saved
+    every tenth of the run and when stopped, removed when done); None for other runs."""
+    if option_value(run.args, "--mode") != "finetune":
+        return None
+    return mode.work / run.stage / f"{run.name}.state"
+
+
+def evaluation_command(mode, run, json_path):
+    if run.program.endswith(".py"):
+        return [PYTHON, str(ROOT / "scripts" / run.program), *run.args, "--json", str(json_path)]
+    state = state_file(mode, run)
+    return [str(BUILD / "examples" / run.program), *run.args, "--json", str(json_path),
+            *(["--state", str(state)] if state else [])]
 
 
 def write_result(mode, run, report):

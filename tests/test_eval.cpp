@@ -1,17 +1,22 @@
 // The evaluation code: label fractions (class-balanced, seeded), k-NN and the linear probe on
 // synthetic data of known accuracy, the classifier's gradients by finite differences, and the
-// fine-tuner (gradients of the whole encoder + head, layer-wise rates, learning a plain task).
+// fine-tuner (gradients of the whole encoder + head, layer-wise rates, learning a plain task,
+// resuming from its saved state).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "splitmask/core/rng.hpp"
 #include "splitmask/eval/finetune.hpp"
+#include "splitmask/eval/finetune_state.hpp"
 #include "splitmask/eval/knn.hpp"
 #include "splitmask/eval/label_fraction.hpp"
 #include "splitmask/eval/linear_probe.hpp"
@@ -309,4 +314,43 @@ TEST_CASE("fine-tuning learns to tell bright images from dark ones") {
   fill(1000);  // unseen images
   CHECK(accuracy(trainer.predict(images), labels) >= 0.9);
   CHECK(last < first);
+}
+
+TEST_CASE("fine-tuning state: a restored trainer continues the run bit for bit") {
+  constexpr std::size_t B = 4, C = tiny::channels, S = tiny::image_size;
+  finetune_options o;
+  o.total_steps = 8;
+  o.warmup_steps = 2;
+  tensor<float, extents<dynamic, C, S, S>> images(B);
+  std::vector<std::int32_t> labels(B);
+  auto step = [&](finetune_trainer<tiny>& trainer, std::uint64_t batch) {
+    const counter_rng rng(batch, 4);
+    for (std::size_t i = 0; i < images.size(); ++i) images.data()[i] = rng.normal<float>(i);
+    for (std::size_t i = 0; i < B; ++i) labels[i] = std::int32_t((i + batch) % 3);
+    return trainer.step(images, labels.data()).loss;
+  };
+  finetune_trainer<tiny> whole(B, 3, o, 1), resumed(B, 3, o, 2);  // resumed: another init
+  for (std::uint64_t b = 0; b < 3; ++b) step(whole, b);
+  const std::string path = "/tmp/splitmask_test_finetune_state_" + std::to_string(::getpid());
+  save_finetune_state(path, whole, {{"curve", {1.5, 2.25}}});
+  CHECK(load_finetune_state(path, resumed) == nlohmann::json{{"curve", {1.5, 2.25}}});
+  CHECK(resumed.steps() == 3);
+  for (std::uint64_t b = 3; b < 8; ++b) CHECK(step(resumed, b) == step(whole, b));
+  const auto a = whole.encoder().flat_params(), r = resumed.encoder().flat_params();
+  CHECK(std::equal(a.data(), a.data() + a.size(), r.data()));
+  CHECK(whole.head().weight == resumed.head().weight);
+  CHECK(whole.head().bias == resumed.head().bias);
+
+  finetune_trainer<tiny> other_classes(B, 5, o, 1);
+  CHECK_THROWS_WITH_AS(load_finetune_state(path, other_classes),
+                       doctest::Contains("head.weight' has shape [48], expected [80]"),
+                       file_error);
+  safetensors_writer not_a_state;
+  const float x = 0;
+  not_a_state.add("x", &x, {});
+  not_a_state.write(path);
+  CHECK_THROWS_WITH_AS(load_finetune_state(path, resumed),
+                       doctest::Contains("not a fine-tuning state (its format is missing"),
+                       file_error);
+  std::remove(path.c_str());
 }

@@ -6,7 +6,6 @@
 //   splitmask-pretrain --resume runs/c10/checkpoint.safetensors
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -30,11 +29,6 @@
 namespace ex = splitmask::examples;
 
 namespace {
-
-void on_signal(int) {
-  if (ex::stop_requested) std::_Exit(130);  // a second Ctrl-C: stop at once
-  ex::stop_requested = true;
-}
 
 // The command-line option of each setting (to_json's keys).
 std::string option_of(const std::string& key) {
@@ -262,8 +256,7 @@ int run(const CLI::App& app, invocation& in) {
   control.comm->barrier();
   s.data = std::filesystem::absolute(s.data).lexically_normal().string();  // for --resume
   const auto set = load_data(s, preset);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  ex::stop_on_signals();
   if (control.device == "cuda") {
 #if defined(SPLITMASK_PRETRAIN_CUDA)
     return ex::run_on_cuda(s, set, control);

@@ -1,20 +1,17 @@
 // What main.cpp needs of a pre-training run, without compiling one: how an invocation runs, the
-// stop flag its signal handler sets, and the runs compiled elsewhere (instances_*.cpp, .cu).
+// stop flag (common/stop_signal.hpp), and the runs compiled elsewhere (instances_*.cpp, .cu).
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <splitmask/comm/communicator.hpp>
 #include <splitmask/data/image_set.hpp>
 #include <string>
 
+#include "../common/stop_signal.hpp"  // stop_requested: the run saves a checkpoint and ends
 #include "settings.hpp"
 
 namespace splitmask::examples {
-
-/// Set by the SIGINT/SIGTERM handler: the run saves a checkpoint after the current step and ends.
-inline std::atomic<bool> stop_requested{false};
 
 /// How this invocation runs, beside the run's own settings (these may change on --resume).
 struct run_control {

@@ -196,6 +196,16 @@ class RunsAtOnce(unittest.TestCase):
         self.assertEqual(len(events), 2 * (1 + 2 * 9))
         self.assertTrue(all(r.done(self.mode) for r in protocol.plan(self.mode, None)))
 
+    def test_a_fine_tuning_keeps_its_state_in_work(self):
+        runs = {r.stage: r for r in protocol.plan(self.mode, None)}
+        select = runs["select"]
+        command = protocol.evaluation_command(self.mode, select, "x.json")
+        state = self.mode.work / "select" / f"{select.name}.state"
+        self.assertEqual(command[-2:], ["--state", str(state)])
+        self.assertIn("--mode finetune", " ".join(command))
+        frozen = protocol.Run("frozen", "splitmask-0.1", "splitmask-eval", ["--mode", "frozen"])
+        self.assertNotIn("--state", protocol.evaluation_command(self.mode, frozen, "x.json"))
+
     def test_a_failed_run_stops_the_protocol(self):
         os.environ["FAIL_scratch_0_1_lr0_001_ld0_75_ep2_json"] = "1"
         try:

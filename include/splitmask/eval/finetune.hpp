@@ -165,6 +165,7 @@ class finetune_trainer {
   std::uint64_t steps() const { return optimizer_.steps(); }
   std::size_t batch() const { return batch_; }
   const adamw<T>& optimizer() const { return optimizer_; }
+  adamw<T>& optimizer() { return optimizer_; }  // for finetune_state.hpp
 
  private:
   finetune_options options_;

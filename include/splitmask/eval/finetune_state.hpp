@@ -1,0 +1,86 @@
+// A fine-tuning's whole state in one file, so that a long fine-tuning survives an interruption:
+// every parameter AdamW updates (encoder, fc_norm, head), AdamW's moments and step count, and the
+// caller's metadata (JSON: its settings, its loss curve, its time so far). A fine-tuning draws no
+// random numbers of its own, so a trainer restored from it, fed the batches from batch steps() on
+// (batch_loader's first_batch), continues the run bit for bit on the same threads.
+//
+//   parameters.<name>, exp_avg.<name>, exp_avg_sq.<name>   (size of parameter <name>)
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "splitmask/core/error.hpp"
+#include "splitmask/eval/finetune.hpp"
+#include "splitmask/io/safetensors.hpp"
+
+namespace splitmask {
+
+inline constexpr const char* finetune_state_format = "splitmask-finetune-state";
+
+/// Writes `trainer`'s state and `run` (stored as given) to `path` atomically: a crash mid-write
+/// leaves the previous file as it was.
+template <class Config, class T>
+void save_finetune_state(const std::string& path, finetune_trainer<Config, T>& trainer,
+                         const nlohmann::json& run) {
+  auto& optimizer = trainer.optimizer();
+  const auto first = optimizer.first_moment();
+  const auto second = optimizer.second_moment();
+  // The writer keeps pointers to the data, not to the names.
+  safetensors_writer file;
+  for (const auto& s : optimizer.segments()) {
+    file.add("parameters." + s.name, s.values, {s.size});
+    file.add("exp_avg." + s.name, first.data() + s.offset, {s.size});
+    file.add("exp_avg_sq." + s.name, second.data() + s.offset, {s.size});
+  }
+  file.set_metadata("format", finetune_state_format);
+  file.set_metadata("step", std::to_string(optimizer.steps()));
+  file.set_metadata("run", run.dump());
+  file.write(path);
+}
+
+/// Restores into `trainer` (of the saved run's config, batch and classes) the state
+/// save_finetune_state wrote to `path`; returns its `run`. Throws file_error, naming the file,
+/// when it is not such a state or does not fit the trainer (the trainer possibly part-loaded).
+template <class Config, class T>
+nlohmann::json load_finetune_state(const std::string& path, finetune_trainer<Config, T>& trainer) {
+  const auto file = safetensors_reader::open(path);
+  const auto& metadata = file.metadata();
+  const auto format = metadata.find("format");
+  if (format == metadata.end() || format->second != finetune_state_format)
+    throw file_error(path + ": not a fine-tuning state (its format is " +
+                     (format == metadata.end() ? "missing" : "'" + format->second + "'") +
+                     ", expected '" + finetune_state_format + "')");
+  std::uint64_t step = 0;
+  nlohmann::json run;
+  try {
+    step = std::stoull(metadata.at("step"));
+    run = nlohmann::json::parse(metadata.at("run"));
+  } catch (const std::exception& e) {
+    throw file_error(path + ": the fine-tuning state's step or run is malformed (" + e.what() +
+                     ")");
+  }
+  auto& optimizer = trainer.optimizer();
+  const auto first = optimizer.first_moment();
+  const auto second = optimizer.second_moment();
+  std::set<std::string> used;
+  for (const auto& s : optimizer.segments()) {
+    for (const auto& [name, out] : {std::pair{"parameters." + s.name, s.values},
+                                    std::pair{"exp_avg." + s.name, first.data() + s.offset},
+                                    std::pair{"exp_avg_sq." + s.name, second.data() + s.offset}}) {
+      file.read(name, out, {s.size});
+      used.insert(name);
+    }
+  }
+  for (const auto& name : file.names())
+    if (!used.count(name))
+      throw file_error(path + ": unexpected tensor '" + name +
+                       "' for a fine-tuning of this config");
+  optimizer.set_steps(step);
+  return run;
+}
+
+}  // namespace splitmask

@@ -1,0 +1,57 @@
+# A fine-tuning stopped twice and continued from its --state gives the results of the same run
+# uninterrupted: accuracy, loss curve and every setting (same seed, same threads); the state file
+# is gone once the results are written. A state is not continued with other settings.
+#   cmake -DEVAL=<program> -DCHECKPOINT=<file> -DDATA=<dir> -DWORK_DIR=<dir> -P eval_resume.cmake
+set(common --checkpoint ${CHECKPOINT} --data ${DATA} --train-limit 500 --validation 0.2
+  --label-fraction 0.5 --steps 12 --batch 16 --mode finetune --seed 5 --threads 2)
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT code EQUAL 0)
+    message(FATAL_ERROR "failed (${code}): ${ARGN}\n${out}${err}")
+  endif()
+  set(output "${out}${err}" PARENT_SCOPE)
+endfunction()
+file(REMOVE_RECURSE ${WORK_DIR})
+set(state ${WORK_DIR}/sliced.state)
+run(${EVAL} ${common} --json ${WORK_DIR}/whole.json)
+run(${EVAL} ${common} --json ${WORK_DIR}/sliced.json --state ${state} --stop-after 4)
+if(EXISTS ${WORK_DIR}/sliced.json OR NOT EXISTS ${state})
+  message(FATAL_ERROR "a stopped fine-tuning wrote results, or no state:\n${output}")
+endif()
+# Another setting is refused, naming it; the state stays as it was.
+file(SHA256 ${state} saved)
+execute_process(COMMAND ${EVAL} ${common} --state ${state} --lr 0.001 RESULT_VARIABLE code
+  OUTPUT_VARIABLE out ERROR_VARIABLE err)
+file(SHA256 ${state} after)
+if(code EQUAL 0 OR NOT err MATCHES "the saved fine-tuning has --lr 0.002, this command 0.001"
+   OR NOT saved STREQUAL after)
+  message(FATAL_ERROR "a state continued with another --lr (status ${code}):\n${out}${err}")
+endif()
+run(${EVAL} ${common} --json ${WORK_DIR}/sliced.json --state ${state} --stop-after 5)
+if(NOT output MATCHES "resuming from [^\n]*sliced.state at step 4 of 12")
+  message(FATAL_ERROR "the second sitting did not resume at step 4:\n${output}")
+endif()
+run(${EVAL} ${common} --json ${WORK_DIR}/sliced.json --state ${state})
+if(EXISTS ${state})
+  message(FATAL_ERROR "the state of a finished fine-tuning is still there")
+endif()
+
+file(READ ${WORK_DIR}/whole.json whole)
+file(READ ${WORK_DIR}/sliced.json sliced)
+string(JSON whole GET "${whole}" finetune)
+string(JSON sliced GET "${sliced}" finetune)
+string(JSON sittings GET "${sliced}" sittings)
+string(JSON points LENGTH "${whole}" curve)
+if(NOT sittings EQUAL 3 OR NOT points EQUAL 12)
+  message(FATAL_ERROR "expected 3 sittings and 12 curve points, got ${sittings} and ${points}")
+endif()
+foreach(timing train_seconds seconds sittings)
+  string(JSON whole REMOVE "${whole}" ${timing})
+  string(JSON sliced REMOVE "${sliced}" ${timing})
+endforeach()
+if(NOT whole STREQUAL sliced)
+  message(FATAL_ERROR "uninterrupted:\n${whole}\nresumed:\n${sliced}")
+endif()
+string(JSON accuracy GET "${whole}" accuracy)
+message(STATUS "the fine-tuning resumed twice equals the uninterrupted one: accuracy ${accuracy}, "
+  "the same loss at all 12 curve points")
