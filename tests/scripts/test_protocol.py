@@ -113,18 +113,27 @@ class TrainingTime(unittest.TestCase):
         self.assertEqual(protocol.training_seconds(records), 80)
 
 
-# Stand-ins for the two programs: they note when they start and end, sleep a little, and
-# write what protocol.py reads (a checkpoint and its metrics; an evaluation's JSON).
+# Stand-ins for the two programs: they note when they start and end, and write what
+# protocol.py reads (a checkpoint and its metrics; an evaluation's JSON). Each stays until
+# another is running too (at most 2 s), so that runs side by side overlap even on a loaded
+# machine; then a failing one ends at once, the others 0.3 s later.
 FAKE_PROGRAM = """#!{python}
 import json, os, pathlib, sys, time
 args = sys.argv[1:]
 def value(option):
     return args[args.index(option) + 1]
 name = pathlib.Path(value("--out") if "--out" in args else value("--json")).name
+status = int(os.environ.get("FAIL_" + name.replace("-", "_").replace(".", "_"), "0"))
 trace = pathlib.Path({trace!r})
 with open(trace, "a") as f:
     f.write(f"start {{name}}\\n")
-time.sleep(0.3)
+deadline = time.time() + 2
+while time.time() < deadline:
+    events = [line.split()[0] for line in trace.read_text().splitlines()]
+    if events.count("start") - events.count("end") >= 2:
+        break
+    time.sleep(0.01)
+time.sleep(0 if status else 0.3)
 if "--out" in args:
     out = pathlib.Path(value("--out"))
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +143,7 @@ else:
     pathlib.Path(value("--json")).write_text(json.dumps({{"finetune": {{"accuracy": 0.5}}}}))
 with open(trace, "a") as f:
     f.write(f"end {{name}}\\n")
-sys.exit(int(os.environ.get("FAIL_" + name.replace("-", "_").replace(".", "_"), "0")))
+sys.exit(status)
 """
 
 
