@@ -266,6 +266,7 @@ nlohmann::json finetune_result(const request& r, const splitmask::finetune_optio
           {"final_loss", curve.empty() ? 0.0 : curve.back()["loss"].get<double>()},
           {"train_seconds", train_seconds},
           {"sittings", record.sittings},
+          {"earlier_sittings_seconds", record.seconds},
           {"seconds", record.seconds + this_sitting},
           {"curve", curve}};
 }
@@ -487,7 +488,9 @@ int run(const request& r) {
   if (!results) return ex::stop_requested ? 130 : 0;
   report.update(*results);
   report["threads"] = ex::threads_in_use();
-  report["seconds"] = seconds_since(start);
+  // Over all sittings of a resumed fine-tuning.
+  report["seconds"] = seconds_since(start) + report.value(
+      nlohmann::json::json_pointer("/finetune/earlier_sittings_seconds"), 0.0);
   if (!r.json.empty()) {
     splitmask::write_file_atomically(r.json, report.dump(2) + "\n");
     std::printf("results -> %s\n", r.json.c_str());
