@@ -163,34 +163,49 @@ void frozen_evaluations(const request& r, const row_matrix<float>& train,
   }
 }
 
-// The settings that make a fine-tuning what it is, by option: a saved state continues only under
-// the same ones. `start` fingerprints the encoder it starts from (the pre-training read, or the
-// random init); --threads may change (the bits then may too).
-nlohmann::json finetune_settings(const request& r, std::uint64_t steps, std::size_t batch,
-                                 const std::string& start) {
-  return {{"--data", r.data},          {"--train-limit", r.train_limit},
-          {"--validation", r.validation}, {"--label-fraction", r.label_fraction},
-          {"--seed", r.seed},          {"--steps or --epochs", steps},
-          {"--batch", batch},          {"--lr", r.lr},
-          {"--warmup", r.warmup},      {"--layer-decay", r.layer_decay},
-          {"--label-smoothing", r.smoothing}, {"--weight-decay", r.weight_decay},
-          {"--min-scale", r.min_scale}, {"the starting encoder (--checkpoint, --preset)", start}};
+// FNV-1a (64 bits) of `bytes` bytes, continuing from `h`.
+std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 0xcbf29ce484222325ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
 }
 
-// A fingerprint of the parameters' bits (FNV-1a, 64 bits), in hex.
-template <class Encoder>
-std::string fingerprint(const Encoder& encoder) {
-  const auto params = encoder.flat_params();
-  const auto* bytes = reinterpret_cast<const unsigned char*>(params.data());
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i < params.size() * sizeof(*params.data()); ++i)
-    h = (h ^ bytes[i]) * 0x100000001b3ull;
+std::string hex(std::uint64_t value) {
   char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
   return text;
 }
 
-// Throws unless a saved fine-tuning's settings are this command's, naming the first that differs.
+// The settings that make a fine-tuning what it is, by option, and fingerprints of the labelled
+// images it trains on (pixels and labels) and of the encoder it starts from (the pre-training
+// read, or the random init): a saved state continues only under the same ones. --threads may
+// change (the bits then may too).
+template <class Encoder>
+nlohmann::json finetune_settings(const request& r, std::uint64_t steps, std::size_t batch,
+                                 const splitmask::image_set& labelled, const Encoder& encoder) {
+  const auto params = encoder.flat_params();
+  const std::uint64_t images = fnv1a(labelled.labels.data(), labelled.labels.size() * 4,
+                                     fnv1a(labelled.pixels.data(), labelled.pixels.size()));
+  return {{"--data", std::filesystem::absolute(r.data).lexically_normal().string()},
+          {"--train-limit", r.train_limit},
+          {"--validation", r.validation},
+          {"--label-fraction", r.label_fraction},
+          {"--seed", r.seed},
+          {"--steps or --epochs", steps},
+          {"--batch", batch},
+          {"--lr", r.lr},
+          {"--warmup", r.warmup},
+          {"--layer-decay", r.layer_decay},
+          {"--label-smoothing", r.smoothing},
+          {"--weight-decay", r.weight_decay},
+          {"--min-scale", r.min_scale},
+          {"the labelled images", hex(images)},
+          {"the starting encoder (--checkpoint, --preset)",
+           hex(fnv1a(params.data(), params.size() * sizeof(*params.data())))}};
+}
+
+// Throws unless a saved fine-tuning's settings are this command's, naming the first that differs
+// (the options first: their names sort before the fingerprints').
 void check_same_settings(const std::string& state, const nlohmann::json& saved,
                          const nlohmann::json& now) {
   for (const auto& item : now.items())
@@ -209,13 +224,13 @@ struct finetune_record {
   std::vector<nlohmann::json> curve;
   double window = 0;
   std::size_t in_window = 0;
-  double seconds = 0;  // of the sittings before this one
-  std::size_t sittings = 1;
+  double seconds = 0;       // of the sittings before this one
+  std::vector<int> threads;  // of each sitting
 
   nlohmann::json to_json(const nlohmann::json& settings, double this_sitting) const {
-    return {{"settings", settings}, {"curve", curve},   {"window", window},
+    return {{"settings", settings}, {"curve", curve},     {"window", window},
             {"in_window", in_window}, {"seconds", seconds + this_sitting},
-            {"sittings", sittings}};
+            {"threads", threads}};
   }
   static finetune_record from_json(const nlohmann::json& j) {
     finetune_record f;
@@ -223,28 +238,41 @@ struct finetune_record {
     f.window = j.at("window").get<double>();
     f.in_window = j.at("in_window").get<std::size_t>();
     f.seconds = j.at("seconds").get<double>();
-    f.sittings = j.at("sittings").get<std::size_t>() + 1;
+    j.at("threads").at(0);  // a json::out_of_range when no sitting is recorded
+    f.threads = j.at("threads").get<std::vector<int>>();
     return f;
   }
 };
 
-// The trainer's state and record from --state, when that file exists; the record so far.
+// The trainer's state and record from --state, when that file exists (its settings checked
+// first); the record so far, this sitting's threads added.
 template <class Trainer>
 finetune_record resume_finetuning(const request& r, Trainer& trainer,
                                   const nlohmann::json& settings, std::uint64_t steps) {
-  if (r.state.empty() || !std::filesystem::exists(r.state)) return {};
-  const nlohmann::json saved = splitmask::load_finetune_state(r.state, trainer);
-  try {
-    check_same_settings(r.state, saved.at("settings"), settings);
-    auto record = finetune_record::from_json(saved);
+  finetune_record record;
+  if (!r.state.empty() && std::filesystem::exists(r.state)) {
+    try {
+      const nlohmann::json saved = splitmask::read_finetune_state_run(r.state);
+      check_same_settings(r.state, saved.at("settings"), settings);
+      record = finetune_record::from_json(saved);
+    } catch (const nlohmann::json::exception& e) {
+      throw splitmask::file_error(r.state + ": the fine-tuning state's record is malformed (" +
+                                  e.what() + ")");
+    }
+    splitmask::load_finetune_state(r.state, trainer);
+    if (trainer.steps() >= steps)
+      throw splitmask::file_error(r.state + ": saved at step " + std::to_string(trainer.steps()) +
+                                  " of a fine-tuning of " + std::to_string(steps));
     std::fprintf(stderr, "fine-tuning: resuming from %s at step %llu of %llu\n", r.state.c_str(),
                  static_cast<unsigned long long>(trainer.steps()),
                  static_cast<unsigned long long>(steps));
-    return record;
-  } catch (const nlohmann::json::exception& e) {
-    throw splitmask::file_error(r.state + ": the fine-tuning state's record is malformed (" +
-                                e.what() + ")");
+    if (record.threads.back() != ex::threads_in_use())
+      std::fprintf(stderr, "note: this sitting runs on %d threads, the last one on %d: the "
+                   "result may differ in its last bits from an uninterrupted run's\n",
+                   ex::threads_in_use(), record.threads.back());
   }
+  record.threads.push_back(ex::threads_in_use());
+  return record;
 }
 
 // The fine-tuning's report: accuracy, settings, loss curve, times over all sittings.
@@ -265,7 +293,8 @@ nlohmann::json finetune_result(const request& r, const splitmask::finetune_optio
           {"min_scale", r.min_scale},
           {"final_loss", curve.empty() ? 0.0 : curve.back()["loss"].get<double>()},
           {"train_seconds", train_seconds},
-          {"sittings", record.sittings},
+          {"sittings", record.threads.size()},
+          {"threads_by_sitting", record.threads},
           {"earlier_sittings_seconds", record.seconds},
           {"seconds", record.seconds + this_sitting},
           {"curve", curve}};
@@ -291,8 +320,9 @@ bool finetune(const request& r, const splitmask::image_set& labelled,
   o.adamw.weight_decay = r.weight_decay;
   splitmask::finetune_trainer<Config> trainer(batch, classes, o, r.seed);
   if (!r.checkpoint.empty()) splitmask::load_encoder(r.checkpoint, trainer.encoder());
-  const auto settings = finetune_settings(r, steps, batch, fingerprint(trainer.encoder()));
+  const auto settings = finetune_settings(r, steps, batch, labelled, trainer.encoder());
   finetune_record record = resume_finetuning(r, trainer, settings, steps);
+  if (!r.state.empty()) ex::stop_on_signals();  // from here a stop saves the state first
   const std::uint64_t first = trainer.steps();
   auto save = [&] {
     splitmask::save_finetune_state(r.state, trainer,
@@ -445,7 +475,6 @@ int run(const request& r) {
     throw std::invalid_argument("--pixels has no encoder to fine-tune: use --mode knn or linear");
   if (!r.state.empty() && (r.pixels || !r.runs("finetune")))
     throw std::invalid_argument("--state keeps a fine-tuning's state: use --mode finetune or all");
-  if (!r.state.empty()) ex::stop_on_signals();  // a stopped fine-tuning saves its state first
   if (!r.json.empty()) {  // before the work: the loss curve is written there too
     const auto parent = std::filesystem::path(r.json).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);

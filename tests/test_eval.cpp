@@ -333,6 +333,7 @@ TEST_CASE("fine-tuning state: a restored trainer continues the run bit for bit")
   for (std::uint64_t b = 0; b < 3; ++b) step(whole, b);
   const std::string path = "/tmp/splitmask_test_finetune_state_" + std::to_string(::getpid());
   save_finetune_state(path, whole, {{"curve", {1.5, 2.25}}});
+  CHECK(read_finetune_state_run(path) == nlohmann::json{{"curve", {1.5, 2.25}}});
   CHECK(load_finetune_state(path, resumed) == nlohmann::json{{"curve", {1.5, 2.25}}});
   CHECK(resumed.steps() == 3);
   for (std::uint64_t b = 3; b < 8; ++b) CHECK(step(resumed, b) == step(whole, b));

@@ -13,8 +13,7 @@ inline std::atomic<bool> stop_requested{false};
 
 namespace detail {
 inline void on_stop_signal(int) {
-  if (stop_requested) std::_Exit(130);
-  stop_requested = true;
+  if (stop_requested.exchange(true)) std::_Exit(130);
 }
 }  // namespace detail
 

@@ -8,8 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -42,27 +45,43 @@ void save_finetune_state(const std::string& path, finetune_trainer<Config, T>& t
   file.write(path);
 }
 
-/// Restores into `trainer` (of the saved run's config, batch and classes) the state
-/// save_finetune_state wrote to `path`; returns its `run`. Throws file_error, naming the file,
-/// when it is not such a state or does not fit the trainer (the trainer possibly part-loaded).
-template <class Config, class T>
-nlohmann::json load_finetune_state(const std::string& path, finetune_trainer<Config, T>& trainer) {
-  const auto file = safetensors_reader::open(path);
+namespace detail {
+
+// The step and the run of a state file already open; file_error when it is not such a state.
+inline std::pair<std::uint64_t, nlohmann::json> finetune_state_metadata(
+    const safetensors_reader& file, const std::string& path) {
   const auto& metadata = file.metadata();
   const auto format = metadata.find("format");
   if (format == metadata.end() || format->second != finetune_state_format)
     throw file_error(path + ": not a fine-tuning state (its format is " +
                      (format == metadata.end() ? "missing" : "'" + format->second + "'") +
                      ", expected '" + finetune_state_format + "')");
-  std::uint64_t step = 0;
-  nlohmann::json run;
   try {
-    step = std::stoull(metadata.at("step"));
-    run = nlohmann::json::parse(metadata.at("run"));
+    const std::string& step = metadata.at("step");
+    if (step.empty() || step.find_first_not_of("0123456789") != std::string::npos)
+      throw std::invalid_argument("step '" + step + "' is not a count");
+    return {std::stoull(step), nlohmann::json::parse(metadata.at("run"))};
   } catch (const std::exception& e) {
     throw file_error(path + ": the fine-tuning state's step or run is malformed (" + e.what() +
                      ")");
   }
+}
+
+}  // namespace detail
+
+/// The `run` a fine-tuning state at `path` was saved with, without reading its tensors (to
+/// check it before restoring). Throws file_error, naming the file, when it is not such a state.
+inline nlohmann::json read_finetune_state_run(const std::string& path) {
+  return detail::finetune_state_metadata(safetensors_reader::open(path), path).second;
+}
+
+/// Restores into `trainer` (of the saved run's config, batch and classes) the state
+/// save_finetune_state wrote to `path`; returns its `run`. Throws file_error, naming the file,
+/// when it is not such a state or does not fit the trainer (the trainer possibly part-loaded).
+template <class Config, class T>
+nlohmann::json load_finetune_state(const std::string& path, finetune_trainer<Config, T>& trainer) {
+  const auto file = safetensors_reader::open(path);
+  auto [step, run] = detail::finetune_state_metadata(file, path);
   auto& optimizer = trainer.optimizer();
   const auto first = optimizer.first_moment();
   const auto second = optimizer.second_moment();
