@@ -712,7 +712,8 @@ def tokenizers(mode):
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in reports.items():
         t, flat = r["tokens"], r["tokens"]["near_uniform"][0]
-        copies = f"{t['distinct_words']} ({t['largest_copy_group']})" \
+        group = t.get("largest_copy_group", 1)
+        copies = f"{t['distinct_words']} ({group if group > 1 else 'none'})" \
             if "distinct_words" in t else "–"
         print(f"| {words(name, r)} | {copies} | {t['words_used']} | {t['entropy_bits']:.2f} of "
               f"{t['max_entropy_bits']:g} | {100 * t['top5_share']:.1f}% | "
