@@ -460,9 +460,11 @@ def evaluate(mode, run):
                          f"{PYTHON} (apt-get install python3-torch python3-numpy)")
     if state_file(mode, run) and state_file(mode, run).exists():
         log(mode, f"{run.name}: continuing the fine-tuning saved in {state_file(mode, run)}")
+    start = time.time()
     execute(mode, run, evaluation_command(mode, run, scratch),
             mode.work / run.stage / f"{run.name}.log")
     report = json.loads(scratch.read_text())
+    report.setdefault("seconds", time.time() - start)  # target_loss.py does not time itself
     report.get("finetune", {}).pop("curve", None)  # kept in runs/, not in the committed JSON
     report["provenance"] = provenance(script=run.program.endswith(".py"))
     if run.config is not None:
