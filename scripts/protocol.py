@@ -12,7 +12,8 @@ checkpoint is missing or unfinished pre-trains it (again) first.
 The experiments, run in this order (`list` prints every step):
   compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
   ablation   SplitMask without InfoNCE (lambda 0) and BEiT at 1%, selected by the same rule;
-             their frozen k-NN and linear probe at 10%
+             their frozen k-NN and linear probe at 10%; then (before 100% of the labels)
+             SplitMask with InfoNCE at a tenth of its weight (lambda 0.1), alike
   tokenizers SplitMask with random-patch words, with 64 and 1024 k-means words, and with
              k-means from distinct draws (--distinct-words), fine-tuned at 1% with the
              configuration chosen for SplitMask; and for each tokenizer, how
@@ -119,6 +120,9 @@ class Mode:
             "splitmask": [*splitmask, "--epochs", "20"],
             "splitmask-lambda0": [*splitmask, "--epochs", "20", "--objective-options", "lambda=0"],
             "beit": ["--objective", "beit", "--epochs", "20"],
+            # Whether InfoNCE hurts by its weight: a tenth of it, between lambda 1 and 0.
+            "splitmask-lambda0.1": [*splitmask, "--epochs", "20", "--objective-options",
+                                    "lambda=0.1"],
             # The tokenizer experiment: random-patch words, and other vocabulary sizes.
             "splitmask-random": [*splitmask, "--epochs", "20", "--kmeans-iterations", "0"],
             "splitmask-k64": [*splitmask, "--epochs", "20", "--preset", "mini-28-k64"],
@@ -152,6 +156,8 @@ class Mode:
             *[Job("schedule", e, 0.1, frozen=True)
               for e in ["pixels", "scratch", "splitmask", *(f"splitmask-{n}" for n in samples),
                         *(f"splitmask-3000-steps{s}" for s in schedule)]],
+            Job("ablation", "splitmask-lambda0.1", 0.01),
+            Job("ablation", "splitmask-lambda0.1", 0.1, frozen=True),
             Job("compare", "scratch", 1.0), Job("compare", "splitmask", 1.0),
         ]
 
@@ -735,9 +741,11 @@ def tokenizers(mode):
 
 
 COLOURS = {"scratch": "#777777", "splitmask": "#d62728", "splitmask-lambda0": "#ff7f0e",
+           "splitmask-lambda0.1": "#bcbd22",
            "beit": "#1f77b4"}
 LABELS = {"scratch": "from scratch", "splitmask": "SplitMask",
-          "splitmask-lambda0": "SplitMask without InfoNCE", "beit": "BEiT"}
+          "splitmask-lambda0": "SplitMask without InfoNCE",
+          "splitmask-lambda0.1": "SplitMask, InfoNCE weight 0.1", "beit": "BEiT"}
 
 
 def test_point(mode, name, fraction):
@@ -766,7 +774,7 @@ def charts(mode, folder):
     fractions = sorted({j.fraction for j in mode.jobs if j.fine_tuned()})
     ticks = [(f, f"{100 * f:g}%") for f in fractions]
     series = []
-    for name in ["scratch", "splitmask", "splitmask-lambda0", "beit"]:
+    for name in ["scratch", "splitmask", "splitmask-lambda0", "splitmask-lambda0.1", "beit"]:
         pts = [(f, *p) for f in fractions if (p := test_point(mode, name, f))]
         if pts:
             series.append(Series(LABELS[name], COLOURS[name], pts))
