@@ -576,11 +576,23 @@ def run_all(mode, only, encoders=None, jobs=1):
     log(mode, "all done")
 
 
+def saved_progress(path):
+    """(step, steps) of a fine-tuning's saved state (splitmask-eval --state: a safetensors file
+    whose header's metadata holds the step and the run's settings)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        metadata = json.loads(f.read(size))["__metadata__"]
+    return int(metadata["step"]), json.loads(metadata["run"])["settings"]["--steps or --epochs"]
+
+
 def status(mode):
     for experiment in EXPERIMENTS:
         runs = plan(mode, [experiment])
         done = sum(r.done(mode) for r in runs)
         print(f"{experiment}: {done} of the {len(runs)} runs known so far done")
+    for path in sorted(mode.work.glob("*/*.state")):
+        step, steps = saved_progress(path)
+        print(f"unfinished: {path.parent.name}/{path.stem}, saved at step {step} of {steps}")
     for job in mode.jobs:
         if job.selected():
             config = chosen(mode, job.encoder, job.fraction)

@@ -215,6 +215,20 @@ class RunsAtOnce(unittest.TestCase):
         frozen = protocol.Run("frozen", "splitmask-0.1", "splitmask-eval", ["--mode", "frozen"])
         self.assertNotIn("--state", protocol.evaluation_command(self.mode, frozen, "x.json"))
 
+    def test_status_shows_a_saved_fine_tuning(self):
+        # A state file as splitmask-eval writes it: a safetensors header with its metadata.
+        header = json.dumps({"__metadata__": {
+            "format": "splitmask-finetune-state", "step": "151",
+            "run": json.dumps({"settings": {"--steps or --epochs": 402}})}}).encode()
+        state = self.mode.work / "select" / "scratch-0.1-lr0.001-ld1-ep2.state"
+        state.parent.mkdir(parents=True)
+        state.write_bytes(len(header).to_bytes(8, "little") + header)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            protocol.status(self.mode)
+        self.assertIn("unfinished: select/scratch-0.1-lr0.001-ld1-ep2, saved at step 151 of 402",
+                      printed.getvalue())
+
     def test_a_failed_run_stops_the_protocol(self):
         os.environ["FAIL_scratch_0_1_lr0_001_ld0_75_ep2_json"] = "1"
         try:
