@@ -6,8 +6,11 @@ held-out *training* images (splitmask-eval --validation), by one rule for every 
 highest validation accuracy, ties to the cheaper run. Only the chosen configuration then runs on
 the test split, with 3 seeds. Each finished run leaves a small JSON in docs/results/protocol/
 (committed), and a run whose JSON is there is skipped, so the protocol continues across working
-sessions. Checkpoints and logs stay in runs/protocol/ (not committed); an evaluation whose
-checkpoint is missing or unfinished pre-trains it (again) first.
+sessions. So does each finished pre-training's encoder (docs/results/protocol/encoders/, 1.8 MB
+each: the weights every evaluation of it reads), so that its evaluations in later sessions, on
+other machines, start from the same weights. Checkpoints, fine-tuning states and logs stay in
+runs/protocol/ (not committed); an evaluation whose encoder is missing pre-trains it (again,
+resuming a checkpoint left in runs/) first.
 
 The experiments, run in this order (`list` prints every step):
   compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
@@ -234,7 +237,55 @@ def pretraining(mode, name):
 
 
 def checkpoint(mode, run):
+    """The pre-training's whole checkpoint (its decoder and optimizer too), in runs/."""
     return mode.work / f"pretrain-{run.name}" / "checkpoint.safetensors"
+
+
+def encoder_file(mode, run):
+    """The pre-trained encoder that evaluations read, kept with the results (keep_encoder)."""
+    return mode.results / "encoders" / f"{run.name}.safetensors"
+
+
+def keep_encoder(source, path):
+    """Writes the encoder of checkpoint `source` to `path`: a checkpoint of the same metadata
+    whose tensors are only the ones its metadata groups under "encoder" (what splitmask-eval
+    loads), a fifth of the whole. Atomic, like every result."""
+    with open(source, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        data = f.read()
+    metadata = header["__metadata__"]
+    kept, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name in json.loads(metadata["groups"])["encoder"]:
+        begin, end = header[name]["data_offsets"]
+        kept[name] = dict(header[name], data_offsets=[offset, offset + end - begin])
+        blobs.append(data[begin:end])
+        offset += end - begin
+    text = json.dumps(kept, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format's alignment of the tensor data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+    temporary.replace(path)
+
+
+def pretrained(mode, run):
+    """Whether the pre-training an evaluation `run` needs is there: its encoder (kept from the
+    checkpoint now if an older protocol.py finished it), or for the decoder's targets the whole
+    checkpoint. True when it needs none."""
+    needs = run.needs
+    if needs is None:
+        return True
+    if not needs.done(mode):
+        return False
+    if run.stage == "targets":
+        return checkpoint(mode, needs).exists()
+    kept = encoder_file(mode, needs)
+    full = checkpoint(mode, needs)
+    if not kept.exists() and full.exists() and sha256(full) == json.loads(
+            needs.result(mode).read_text()).get("checkpoint_sha256"):
+        keep_encoder(full, kept)
+    return kept.exists()
 
 
 def encoder(mode, name):
@@ -244,7 +295,7 @@ def encoder(mode, name):
     if name == "pixels":  # frozen only: the raw pixels as features
         return ["--pixels"], None
     p = pretraining(mode, name)
-    return ["--checkpoint", str(checkpoint(mode, p))], p
+    return ["--checkpoint", str(encoder_file(mode, p))], p
 
 
 # splitmask-eval's --min-scale, which the grid's configurations use (they name no crop scale).
@@ -434,9 +485,11 @@ def pretrain(mode, run):
     execute(mode, run, command, mode.work / f"pretrain-{run.name}.log")
     records = [json.loads(line) for line in
                (ckpt.parent / "metrics.jsonl").read_text().splitlines()]
+    keep_encoder(ckpt, encoder_file(mode, run))
     summary = {"program": run.program, "args": run.args,
                "last_metrics": records[-1] if records else {},
-               "checkpoint_sha256": sha256(ckpt), "seconds": time.time() - start,
+               "checkpoint_sha256": sha256(ckpt),
+               "encoder_sha256": sha256(encoder_file(mode, run)), "seconds": time.time() - start,
                "training_seconds": training_seconds(records), **provenance()}
     write_result(mode, run, summary)
 
@@ -457,8 +510,8 @@ def training_seconds(records):
 
 def evaluate(mode, run):
     needs = run.needs
-    if needs is not None and not (needs.done(mode) and checkpoint(mode, needs).exists()):
-        log(mode, f"{run.name}: pre-training {needs.name} first (its checkpoint is missing or "
+    if not pretrained(mode, run):
+        log(mode, f"{run.name}: pre-training {needs.name} first (its encoder is missing or "
                   "unfinished)")
         pretrain(mode, needs)
     scratch = mode.work / run.stage / f"{run.name}.json"
@@ -476,8 +529,11 @@ def evaluate(mode, run):
     report["provenance"] = provenance(script=run.program.endswith(".py"))
     if run.config is not None:
         report["config"] = run.config
-    if needs is not None:
-        report["provenance"]["checkpoint_sha256"] = sha256(checkpoint(mode, needs))
+    if needs is not None:  # the pre-training's identity, and the file this run read
+        report["provenance"]["checkpoint_sha256"] = json.loads(
+            needs.result(mode).read_text())["checkpoint_sha256"]
+        if run.stage != "targets":
+            report["provenance"]["encoder_sha256"] = sha256(encoder_file(mode, needs))
     write_result(mode, run, report)
 
 
@@ -522,9 +578,8 @@ def startable(mode, runs, busy):
     for run in runs:
         if run.done(mode):
             continue
-        needs = run.needs
-        if needs is not None and not (needs.done(mode) and checkpoint(mode, needs).exists()):
-            run = needs
+        if not pretrained(mode, run):
+            run = run.needs
         if (run.stage, run.name) not in busy:
             return run
     return None

@@ -137,7 +137,14 @@ time.sleep(0 if status else 0.3)
 if "--out" in args:
     out = pathlib.Path(value("--out"))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "checkpoint.safetensors").write_bytes(b"weights")
+    # A checkpoint's layout: an encoder tensor between two that are not the encoder's.
+    header = {{"__metadata__": {{"groups": json.dumps({{"encoder": ["w"]}}), "step": "20"}},
+              "decoder": {{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+              "w": {{"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}},
+              "optimizer.w": {{"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}}}
+    text = json.dumps(header).encode()
+    (out / "checkpoint.safetensors").write_bytes(
+        len(text).to_bytes(8, "little") + text + b"DECOencoOPTI")
     (out / "metrics.jsonl").write_text(json.dumps({{"elapsed_s": 0.3}}) + "\\n")
 else:
     pathlib.Path(value("--json")).write_text(json.dumps({{"finetune": {{"accuracy": 0.5}}}}))
@@ -204,6 +211,36 @@ class RunsAtOnce(unittest.TestCase):
         # longest of its pair), one crop scale, then 3 test seeds: 9 evaluations per encoder.
         self.assertEqual(len(events), 2 * (1 + 2 * 9))
         self.assertTrue(all(r.done(self.mode) for r in protocol.plan(self.mode, None)))
+
+    def test_the_encoder_is_kept_with_the_results_and_read_from_there(self):
+        protocol.run_all(self.mode, None, jobs=2)
+        kept = self.mode.results / "encoders" / "splitmask.safetensors"
+        data = kept.read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size])
+        self.assertEqual(size % 8, 0)
+        self.assertEqual(set(header), {"__metadata__", "w"})
+        self.assertEqual(header["__metadata__"]["step"], "20")
+        self.assertEqual(header["w"]["data_offsets"], [0, 4])
+        self.assertEqual(data[8 + size:], b"enco")
+        pretraining = json.loads((self.mode.results / "pretrain" / "splitmask.json").read_text())
+        self.assertEqual(pretraining["encoder_sha256"], protocol.sha256(kept))
+        test = json.loads((self.mode.results / "test" / "splitmask-0.1-seed0.json").read_text())
+        self.assertEqual(test["provenance"]["encoder_sha256"], pretraining["encoder_sha256"])
+        self.assertEqual(test["provenance"]["checkpoint_sha256"],
+                         pretraining["checkpoint_sha256"])
+        # Another session: runs/ is gone, the results (and the encoder) are there. An evaluation
+        # of SplitMask starts at once, from the kept encoder, without pre-training again.
+        for path in sorted(self.mode.work.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        (self.mode.results / "test" / "splitmask-0.1-seed0.json").unlink()
+        run = protocol.startable(self.mode, protocol.plan(self.mode, None), set())
+        self.assertEqual((run.stage, run.name), ("test", "splitmask-0.1-seed0"))
+        self.assertIn(str(kept), protocol.evaluation_command(self.mode, run, "x.json"))
+        # Without the kept encoder the pre-training comes first.
+        kept.unlink()
+        run = protocol.startable(self.mode, protocol.plan(self.mode, None), set())
+        self.assertEqual((run.stage, run.name), ("pretrain", "splitmask"))
 
     def test_a_fine_tuning_keeps_its_state_in_work(self):
         runs = {r.stage: r for r in protocol.plan(self.mode, None)}
