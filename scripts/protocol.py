@@ -673,9 +673,10 @@ def mean_sd(values):
     return text if len(values) == len(SEEDS) else f"{text} ({len(values)} seed)"
 
 
-def checkpoints_of(mode, name):
-    """The checkpoint hashes recorded by the evaluations of encoder `name`."""
-    pattern = re.compile(re.escape(name) + r"-[0-9.]+(-lr.*|-seed[0-9]+)?")
+def checkpoints_of(mode, name, fraction):
+    """The checkpoint hashes recorded by the evaluations of encoder `name` at `fraction` (its
+    selection, tests and frozen measures there)."""
+    pattern = re.compile(re.escape(f"{name}-{fraction:g}") + r"(-lr.*|-seed[0-9]+)?")
     hashes = set()
     for stage in ("select", "test", "frozen"):
         for path in (mode.results / stage).glob(f"{name}-*.json"):
@@ -694,10 +695,19 @@ def table(mode):
     for job in mode.jobs:
         if job.fine_tuned() and job.encoder not in names:
             names.append(job.encoder)
-    mixed = [name for name in names if len(checkpoints_of(mode, name)) > 1]
+    # A selection and its tests come from one pre-training; a pre-training made again (another
+    # CPU or build: the first one's checkpoint was lost) may serve another label fraction.
+    mixed = [f"{name} at {100 * f:g}%" for name in names for f in fractions
+             if len(checkpoints_of(mode, name, f)) > 1]
     if mixed:
         print("**Results of different pre-trainings are mixed** (another CPU or build made the "
               f"checkpoint again) for: {', '.join(mixed)}\n")
+    for name in names:
+        used = {f: sorted(checkpoints_of(mode, name, f)) for f in fractions}
+        if len({h for hashes in used.values() for h in hashes}) > 1:
+            print(f"{name}'s label fractions come from different pre-trainings of the same "
+                  "command: " + ", ".join(f"{100 * f:g}% from checkpoint {' and '.join(h)}"
+                                         for f, h in used.items() if h) + ".\n")
     print("| encoder | " + " | ".join(f"{100 * f:g}% of the labels" for f in fractions) + " |")
     print("|---|" + "---:|" * len(fractions))
     for name in names:

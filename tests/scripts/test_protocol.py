@@ -106,6 +106,43 @@ class Selection(unittest.TestCase):
                                                                         0)))
 
 
+class Provenance(unittest.TestCase):
+    """table: a selection and its tests come from one pre-training; label fractions may come
+    from two pre-trainings of one command (the first one lost with its machine), said so."""
+
+    def setUp(self):
+        self.folder = tempfile.TemporaryDirectory()
+        self.mode = protocol.Mode(short=False)
+        self.mode.results = pathlib.Path(self.folder.name)
+
+    def tearDown(self):
+        self.folder.cleanup()
+
+    def write(self, stage, name, checkpoint):
+        path = self.mode.results / stage / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"finetune": {"accuracy": 0.8},
+                                    "provenance": {"checkpoint_sha256": checkpoint}}))
+
+    def table(self):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            protocol.table(self.mode)
+        return printed.getvalue()
+
+    def test_fractions_from_two_pre_trainings_are_named_and_a_mix_within_one_is_flagged(self):
+        self.write("test", "splitmask-0.01-seed0", "aaaa")
+        self.write("select", "splitmask-0.1-lr0.001-ld1-ep30", "bbbb")
+        self.write("test", "splitmask-0.1-seed0", "bbbb")
+        printed = self.table()
+        self.assertIn("splitmask's label fractions come from different pre-trainings of the same "
+                      "command: 1% from checkpoint aaaa, 10% from checkpoint bbbb.", printed)
+        self.assertNotIn("mixed", printed)
+        self.write("select", "splitmask-0.1-lr0.002-ld1-ep30", "aaaa")
+        self.assertIn("mixed** (another CPU or build made the checkpoint again) for: "
+                      "splitmask at 10%\n", self.table())
+
+
 class TrainingTime(unittest.TestCase):
     def test_sittings_add_up(self):
         records = [{"elapsed_s": 1}, {"elapsed_s": 50}, {"elapsed_s": 2}, {"elapsed_s": 30},
