@@ -475,8 +475,9 @@ int run(const request& r) {
     throw std::invalid_argument("--pixels has no encoder to fine-tune: use --mode knn or linear");
   if (!r.state.empty() && (r.pixels || !r.runs("finetune")))
     throw std::invalid_argument("--state keeps a fine-tuning's state: use --mode finetune or all");
-  if (!r.json.empty()) {  // before the work: the loss curve is written there too
-    const auto parent = std::filesystem::path(r.json).parent_path();
+  // Their folders before the work: a state is first saved a tenth into the run.
+  for (const auto& path : {r.json, r.state}) {
+    const auto parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
   }
   nlohmann::json report = {{"program", "splitmask-eval"},

@@ -8,9 +8,11 @@ the test split, with 3 seeds. Each finished run leaves a small JSON in docs/resu
 (committed), and a run whose JSON is there is skipped, so the protocol continues across working
 sessions. So does each finished pre-training's encoder (docs/results/protocol/encoders/, 1.8 MB
 each: the weights every evaluation of it reads), so that its evaluations in later sessions, on
-other machines, start from the same weights. Checkpoints, fine-tuning states and logs stay in
-runs/protocol/ (not committed); an evaluation whose encoder is missing pre-trains it (again,
-resuming a checkpoint left in runs/) first.
+other machines, start from the same weights; and so does an unfinished fine-tuning's state
+(docs/results/protocol/unfinished/, 5.5 MB each, removed when it ends), as the longest
+fine-tunings outlast a session. Checkpoints and logs stay in runs/protocol/ (not committed); an
+evaluation whose encoder is missing pre-trains it (again, resuming a checkpoint left in runs/)
+first.
 
 The experiments, run in this order (`list` prints every step):
   compare    from scratch and SplitMask at 1% and 10% of the labels (100% last: the longest)
@@ -539,10 +541,12 @@ def evaluate(mode, run):
 
 def state_file(mode, run):
     """Where a fine-tuning keeps its state between sittings (splitmask-eval --state: saved
-    every tenth of the run and when stopped, removed when done); None for other runs."""
+    every tenth of the run and when stopped, removed when done); None for other runs. With the
+    results, to be committed when a session ends: the longest fine-tunings (10 hours of a core
+    at 100% of the labels) span sessions, and runs/ does not outlast one."""
     if option_value(run.args, "--mode") != "finetune":
         return None
-    return mode.work / run.stage / f"{run.name}.state"
+    return mode.results / "unfinished" / run.stage / f"{run.name}.state"
 
 
 def evaluation_command(mode, run, json_path):
@@ -646,7 +650,7 @@ def status(mode):
         runs = plan(mode, [experiment])
         done = sum(r.done(mode) for r in runs)
         print(f"{experiment}: {done} of the {len(runs)} runs known so far done")
-    for path in sorted(mode.work.glob("*/*.state")):
+    for path in sorted((mode.results / "unfinished").glob("*/*.state")):
         step, steps = saved_progress(path)
         print(f"unfinished: {path.parent.name}/{path.stem}, saved at step {step} of {steps}")
     for job in mode.jobs:

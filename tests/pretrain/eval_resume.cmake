@@ -15,7 +15,7 @@ function(run)
   set(output "${out}${err}" PARENT_SCOPE)
 endfunction()
 file(REMOVE_RECURSE ${WORK_DIR})
-set(state ${WORK_DIR}/sliced.state)
+set(state ${WORK_DIR}/states/sliced.state)  # in a folder that is not there yet
 run(${EVAL} ${common} --json ${WORK_DIR}/whole.json)
 run(${EVAL} ${common} --json ${WORK_DIR}/sliced.json --state ${state} --stop-after 151
   --save-every 1000)

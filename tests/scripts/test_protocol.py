@@ -279,11 +279,11 @@ class RunsAtOnce(unittest.TestCase):
         run = protocol.startable(self.mode, protocol.plan(self.mode, None), set())
         self.assertEqual((run.stage, run.name), ("pretrain", "splitmask"))
 
-    def test_a_fine_tuning_keeps_its_state_in_work(self):
+    def test_a_fine_tuning_keeps_its_state_with_the_results(self):
         runs = {r.stage: r for r in protocol.plan(self.mode, None)}
         select = runs["select"]
         command = protocol.evaluation_command(self.mode, select, "x.json")
-        state = self.mode.work / "select" / f"{select.name}.state"
+        state = self.mode.results / "unfinished" / "select" / f"{select.name}.state"
         self.assertEqual(command[-2:], ["--state", str(state)])
         self.assertIn("--mode finetune", " ".join(command))
         frozen = protocol.Run("frozen", "splitmask-0.1", "splitmask-eval", ["--mode", "frozen"])
@@ -294,7 +294,7 @@ class RunsAtOnce(unittest.TestCase):
         header = json.dumps({"__metadata__": {
             "format": "splitmask-finetune-state", "step": "151",
             "run": json.dumps({"settings": {"--steps or --epochs": 402}})}}).encode()
-        state = self.mode.work / "select" / "scratch-0.1-lr0.001-ld1-ep2.state"
+        state = self.mode.results / "unfinished" / "select" / "scratch-0.1-lr0.001-ld1-ep2.state"
         state.parent.mkdir(parents=True)
         state.write_bytes(len(header).to_bytes(8, "little") + header)
         printed = io.StringIO()

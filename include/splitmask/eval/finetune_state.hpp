@@ -19,6 +19,7 @@
 #include "splitmask/core/error.hpp"
 #include "splitmask/eval/finetune.hpp"
 #include "splitmask/io/safetensors.hpp"
+#include "splitmask/train/adamw_state.hpp"
 
 namespace splitmask {
 
@@ -30,15 +31,9 @@ template <class Config, class T>
 void save_finetune_state(const std::string& path, finetune_trainer<Config, T>& trainer,
                          const nlohmann::json& run) {
   auto& optimizer = trainer.optimizer();
-  const auto first = optimizer.first_moment();
-  const auto second = optimizer.second_moment();
-  // The writer keeps pointers to the data, not to the names.
   safetensors_writer file;
-  for (const auto& s : optimizer.segments()) {
-    file.add("parameters." + s.name, s.values, {s.size});
-    file.add("exp_avg." + s.name, first.data() + s.offset, {s.size});
-    file.add("exp_avg_sq." + s.name, second.data() + s.offset, {s.size});
-  }
+  for (const auto& s : optimizer.segments()) file.add("parameters." + s.name, s.values, {s.size});
+  add_adamw_moments(file, optimizer, "");
   file.set_metadata("format", finetune_state_format);
   file.set_metadata("step", std::to_string(optimizer.steps()));
   file.set_metadata("run", run.dump());
@@ -83,17 +78,12 @@ nlohmann::json load_finetune_state(const std::string& path, finetune_trainer<Con
   const auto file = safetensors_reader::open(path);
   auto [step, run] = detail::finetune_state_metadata(file, path);
   auto& optimizer = trainer.optimizer();
-  const auto first = optimizer.first_moment();
-  const auto second = optimizer.second_moment();
   std::set<std::string> used;
   for (const auto& s : optimizer.segments()) {
-    for (const auto& [name, out] : {std::pair{"parameters." + s.name, s.values},
-                                    std::pair{"exp_avg." + s.name, first.data() + s.offset},
-                                    std::pair{"exp_avg_sq." + s.name, second.data() + s.offset}}) {
-      file.read(name, out, {s.size});
-      used.insert(name);
-    }
+    file.read("parameters." + s.name, s.values, {s.size});
+    used.insert("parameters." + s.name);
   }
+  read_adamw_moments(file, optimizer, "", used);
   for (const auto& name : file.names())
     if (!used.count(name))
       throw file_error(path + ": unexpected tensor '" + name +

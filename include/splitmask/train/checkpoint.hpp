@@ -10,12 +10,12 @@
 #include <set>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "splitmask/core/error.hpp"
 #include "splitmask/io/checkpoint.hpp"
 #include "splitmask/io/safetensors.hpp"
+#include "splitmask/train/adamw_state.hpp"
 #include "splitmask/train/pretrain_step.hpp"
 
 namespace splitmask {
@@ -134,9 +134,6 @@ void save_checkpoint(const std::string& path, Trainer& trainer,
   using Config = typename Trainer::config_type;
   static_assert(std::is_same_v<typename Trainer::device_type, device::cpu>,
                 "splitmask::save_checkpoint: save a device trainer through a host twin");
-  auto& optimizer = trainer.optimizer();
-  const auto first = optimizer.first_moment();
-  const auto second = optimizer.second_moment();
   safetensors_writer file;
   detail::for_each_group(trainer, [&](const char*, auto& store) {
     for (const auto& t : store.tensors()) file.add(t.name, t.data, t.shape);
@@ -149,11 +146,7 @@ void save_checkpoint(const std::string& path, Trainer& trainer,
         "tokenizer",
         nlohmann::json{{"mean", tokenizer.mean()}, {"std", tokenizer.std_dev()}}.dump());
   }
-  // Names are kept alive here: the writer holds pointers to the data, not to the names.
-  for (const auto& s : optimizer.segments()) {
-    file.add("optimizer.exp_avg." + s.name, first.data() + s.offset, {s.size});
-    file.add("optimizer.exp_avg_sq." + s.name, second.data() + s.offset, {s.size});
-  }
+  add_adamw_moments(file, trainer.optimizer(), "optimizer.");
   file.set_metadata("format", checkpoint_format);
   file.set_metadata("format_version", std::to_string(checkpoint_format_version));
   file.set_metadata("objective", Objective::name);
@@ -195,21 +188,12 @@ checkpoint_info load_checkpoint(const safetensors_reader& file, const std::strin
   }
   detail::for_each_group(
       trainer, [&](const char*, auto& store) { detail::read_parameters<T>(file, store, used); });
-  auto& optimizer = trainer.optimizer();
-  const auto first = optimizer.first_moment();
-  const auto second = optimizer.second_moment();
-  for (const auto& s : optimizer.segments()) {
-    for (const auto& [prefix, moment] : {std::pair{"optimizer.exp_avg.", first.data()},
-                                         std::pair{"optimizer.exp_avg_sq.", second.data()}}) {
-      file.read(prefix + s.name, moment + s.offset, {s.size});
-      used.insert(prefix + s.name);
-    }
-  }
+  read_adamw_moments(file, trainer.optimizer(), "optimizer.", used);
   for (const auto& name : file.names())
     if (!used.count(name))
       throw file_error(path + ": unexpected tensor '" + name + "' for a " + info.objective +
                        " trainer of this config");
-  optimizer.set_steps(info.step);
+  trainer.optimizer().set_steps(info.step);
   return info;
 }
 
