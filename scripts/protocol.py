@@ -248,13 +248,26 @@ def encoder_file(mode, run):
     return mode.results / "encoders" / f"{run.name}.safetensors"
 
 
+def read_safetensors_header(f):
+    """The JSON header of the safetensors file open in `f`, which is left at the tensor data."""
+    size = int.from_bytes(f.read(8), "little")
+    return json.loads(f.read(size))
+
+
+def write_atomically(path, data):
+    """Writes `data` (bytes) to `path` through a temporary file: the file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
 def keep_encoder(source, path):
     """Writes the encoder of checkpoint `source` to `path`: a checkpoint of the same metadata
     whose tensors are only the ones its metadata groups under "encoder" (what splitmask-eval
     loads), a fifth of the whole. Atomic, like every result."""
     with open(source, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
+        header = read_safetensors_header(f)
         data = f.read()
     metadata = header["__metadata__"]
     kept, blobs, offset = {"__metadata__": metadata}, [], 0
@@ -265,29 +278,17 @@ def keep_encoder(source, path):
         offset += end - begin
     text = json.dumps(kept, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the format's alignment of the tensor data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
-    temporary.replace(path)
+    write_atomically(path, len(text).to_bytes(8, "little") + text + b"".join(blobs))
 
 
 def pretrained(mode, run):
-    """Whether the pre-training an evaluation `run` needs is there: its encoder (kept from the
-    checkpoint now if an older protocol.py finished it), or for the decoder's targets the whole
-    checkpoint. True when it needs none."""
+    """Whether the pre-training an evaluation `run` needs is there: its kept encoder, or for
+    the decoder's targets the whole checkpoint. True when it needs none."""
     needs = run.needs
     if needs is None:
         return True
-    if not needs.done(mode):
-        return False
-    if run.stage == "targets":
-        return checkpoint(mode, needs).exists()
-    kept = encoder_file(mode, needs)
-    full = checkpoint(mode, needs)
-    if not kept.exists() and full.exists() and sha256(full) == json.loads(
-            needs.result(mode).read_text()).get("checkpoint_sha256"):
-        keep_encoder(full, kept)
-    return kept.exists()
+    wanted = checkpoint(mode, needs) if run.stage == "targets" else encoder_file(mode, needs)
+    return needs.done(mode) and wanted.exists()
 
 
 def encoder(mode, name):
@@ -558,11 +559,7 @@ def evaluation_command(mode, run, json_path):
 
 
 def write_result(mode, run, report):
-    path = run.result(mode)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(report, indent=1) + "\n")
-    temporary.replace(path)  # atomic: a run is done or not
+    write_atomically(run.result(mode), (json.dumps(report, indent=1) + "\n").encode())
 
 
 def plan(mode, only, encoders=None):
@@ -640,8 +637,7 @@ def saved_progress(path):
     """(step, steps) of a fine-tuning's saved state (splitmask-eval --state: a safetensors file
     whose header's metadata holds the step and the run's settings)."""
     with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        metadata = json.loads(f.read(size))["__metadata__"]
+        metadata = read_safetensors_header(f)["__metadata__"]
     return int(metadata["step"]), json.loads(metadata["run"])["settings"]["--steps or --epochs"]
 
 
